@@ -1,0 +1,1 @@
+"""API keys: prefixed, checksummed, shown once, stored hashed, scoped to one organization."""

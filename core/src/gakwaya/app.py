@@ -1,0 +1,132 @@
+"""The Litestar application factory (the ``ApplicationCore`` of litestar-fullstack)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.config.app import AppConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
+from sqlalchemy.orm import Session
+
+from gakwaya import __version__
+from gakwaya.auth.middleware import SAFE_METHODS, KernelMiddleware
+from gakwaya.auth.principal import (
+    provide_client_ip,
+    provide_optional_principal,
+    provide_org,
+    provide_principal,
+)
+from gakwaya.errors import EXCEPTION_HANDLERS
+from gakwaya.kernel import Kernel
+
+log = logging.getLogger("gakwaya")
+
+OPERATION_ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$")
+
+
+class RouteDeclarationError(Exception):
+    """A route breaks a kernel rule (operationId, permission); the app refuses to build."""
+
+
+def _provide_kernel(request: Request[Any, Any, Any]) -> Kernel:
+    return request.app.state.kernel  # type: ignore[no-any-return]
+
+
+def _provide_db(request: Request[Any, Any, Any]) -> Iterator[Session]:
+    kernel: Kernel = request.app.state.kernel
+    session = kernel.db.session(write=request.method not in SAFE_METHODS)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def _check_routes(app: Litestar, kernel: Kernel) -> None:
+    seen: dict[str, str] = {}
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if not route.path.startswith("/api/"):
+                continue
+            op = handler.operation_id
+            if not isinstance(op, str) or not OPERATION_ID.match(op):
+                raise RouteDeclarationError(
+                    f"{route.path}: operation_id {op!r} must be '<resource>_<verb>' in snake_case"
+                )
+            if op in seen:
+                raise RouteDeclarationError(f"operation_id {op!r} used by {seen[op]} and {route.path}")
+            seen[op] = route.path
+            opt = handler.opt or {}
+            if "{org:" in route.path and not opt.get("public"):
+                perm = opt.get("permission")
+                if perm not in kernel.permissions:
+                    raise RouteDeclarationError(
+                        f"{op}: routes under an organization need opt['permission'] naming a "
+                        f"registered permission, got {perm!r}"
+                    )
+
+
+def create_app(kernel: Kernel | None = None, *, background: bool = True) -> Litestar:
+    """Build the ASGI app. ``background=False`` leaves the job runner and event relay
+    to the caller (tests that drive them explicitly)."""
+    kernel = kernel or Kernel.create()
+    handlers = [route for _plugin, route in kernel.plugins.routes()]
+
+    async def on_startup(app: Litestar) -> None:
+        if background:
+            kernel.start_background()
+
+    async def on_shutdown(app: Litestar) -> None:
+        if background:
+            kernel.stop_background()
+
+    config = AppConfig(
+        route_handlers=handlers,
+        middleware=[KernelMiddleware(kernel)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        dependencies={
+            "kernel": Provide(_provide_kernel, sync_to_thread=False),
+            "db": Provide(_provide_db),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+            "maybe_principal": Provide(provide_optional_principal, sync_to_thread=False),
+            "org": Provide(provide_org, sync_to_thread=False),
+            "client_ip": Provide(provide_client_ip, sync_to_thread=False),
+        },
+        openapi_config=OpenAPIConfig(
+            title="Gakwaya API",
+            version=__version__,
+            description="The REST API of the Gakwaya panel. Errors are application/problem+json.",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="http", scheme="bearer", description="An API key: gkw_…"
+                    ),
+                    "session": SecurityScheme(
+                        type="apiKey",
+                        name="gakwaya_session",
+                        security_scheme_in="cookie",
+                        description="A browser session; writes also need X-CSRF-Token.",
+                    ),
+                }
+            ),
+            security=[{"apiKey": []}, {"session": []}],
+        ),
+        on_startup=[on_startup],
+        on_shutdown=[on_shutdown],
+        debug=False,
+    )
+    app = Litestar.from_config(config)
+    app.state.kernel = kernel
+    _check_routes(app, kernel)
+    return app

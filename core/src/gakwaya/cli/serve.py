@@ -1,0 +1,75 @@
+"""``gakwaya serve`` and ``gakwaya migrate``."""
+
+from __future__ import annotations
+
+import click
+
+from gakwaya.cli.common import fail, kernel_or_exit, main, settings_or_exit
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (GAKWAYA_HOST; default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port to listen on (GAKWAYA_PORT; default 8000).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the panel: migrate the database, then serve the API.
+
+    On first start, with no user yet, prints a one-time setup link that creates the
+    first administrator.
+    """
+    import uvicorn
+
+    from gakwaya.app import create_app
+    from gakwaya.identity.setup import issue_setup_token
+    from gakwaya.kernel import configure_logging
+
+    if port is not None and not 1 <= port <= 65535:
+        fail("--port: must be between 1 and 65535", code=2)
+    kernel = kernel_or_exit(host=host, port=port)
+    settings = kernel.settings
+    configure_logging(settings.log_level)
+    app = create_app(kernel)
+    base = settings.effective_base_url
+    click.secho(f"Gakwaya {kernel.db.engine.dialect.name} database at {_safe_url(kernel)}", dim=True)
+    click.secho(
+        f"Jobs: {'rq on ' + settings.redis_url if settings.redis_url else 'in-process'}",
+        dim=True,
+    )
+    token = issue_setup_token(kernel)
+    if token:
+        click.secho("No administrator yet. Open this one-time link to create one:", fg="yellow")
+        click.secho(f"  {base}/setup?token={token}", fg="yellow", bold=True)
+        click.secho("  (or run: gakwaya admin create --email you@example.com)", dim=True)
+    click.secho(f"Gakwaya is running at {base}  (API: {base}/api/v1, schema: {base}/schema/openapi.json)", fg="green", bold=True)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=False,  # the kernel decides whom to trust (trusted_proxies)
+        server_header=False,
+    )
+
+
+def _safe_url(kernel: object) -> str:
+    engine = kernel.db.engine  # type: ignore[attr-defined]
+    return str(engine.url.render_as_string(hide_password=True))
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database migrations (core tables) up to the newest revision."""
+    from gakwaya.db.migrate import upgrade
+    from gakwaya.kernel import Kernel
+
+    settings = settings_or_exit()
+    kernel = Kernel.create(settings)
+    upgrade(kernel.db.engine)
+    click.secho(f"database at {_safe_url(kernel)} is up to date", fg="green")
+
+
+@main.command("secret-key")
+def secret_key() -> None:
+    """Print a new random value for GAKWAYA_SECRET_KEY."""
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode())

@@ -1,0 +1,30 @@
+"""Every core table. Importing this package registers them on ``Base.metadata``."""
+
+from gakwaya.db.models.audit import AuditHead, AuditRecord
+from gakwaya.db.models.events import StoredEvent
+from gakwaya.db.models.identity import (
+    LoginThrottle,
+    RecoveryCode,
+    SetupToken,
+    User,
+    UserSession,
+)
+from gakwaya.db.models.jobs import Job, JobLog
+from gakwaya.db.models.orgs import ApiKey, Invitation, Membership, Organization
+
+__all__ = [
+    "ApiKey",
+    "AuditHead",
+    "AuditRecord",
+    "Invitation",
+    "Job",
+    "JobLog",
+    "LoginThrottle",
+    "Membership",
+    "Organization",
+    "RecoveryCode",
+    "SetupToken",
+    "StoredEvent",
+    "User",
+    "UserSession",
+]

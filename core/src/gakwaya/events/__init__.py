@@ -1,0 +1,1 @@
+"""Typed domain events: stored, delivered to subscribers, streamed."""

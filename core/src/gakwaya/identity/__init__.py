@@ -1,0 +1,1 @@
+"""Users, sign-in, sessions, two-factor authentication and first-run setup."""

@@ -1,0 +1,13 @@
+"""Identity as a built-in plugin: routes for setup, sign-in and the account."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gakwaya_sdk import hookimpl
+
+
+@hookimpl
+def register_routes() -> Sequence[Any]:
+    return []

@@ -1,0 +1,88 @@
+"""The kernel: one object per process holding settings, storage, plugins and services.
+
+The API app, the CLI and ``gakwaya worker`` each build one with
+:meth:`Kernel.create` and share every service through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from gakwaya.audit.log import AuditLog
+from gakwaya.auth.catalogue import PermissionCatalogue
+from gakwaya.db import Database
+from gakwaya.plugins.host import PluginHost
+from gakwaya.security.crypto import SecretBox, load_or_create_key
+from gakwaya.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from gakwaya.events.bus import EventBus
+    from gakwaya.jobs.queue import JobQueue
+
+
+class Kernel:
+    def __init__(self, settings: Settings, *, extra_plugins: list[tuple[str, object]] | None = None):
+        self.settings = settings
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}"
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.effective_database_url)
+        self.box = SecretBox(load_or_create_key(settings.secret_key, settings.data_path))
+        self.plugins = PluginHost(
+            disabled=settings.disabled_plugins, modules=settings.plugin_modules
+        )
+        self.plugins.load(extra=extra_plugins or [])
+        self.permissions = PermissionCatalogue(self.plugins.permissions())
+        self.audit = AuditLog(self.db, self.box)
+
+    @classmethod
+    def create(cls, settings: Settings | None = None, **kwargs: Any) -> Kernel:
+        return cls(settings or load_settings(), **kwargs)
+
+    @cached_property
+    def redis(self) -> Redis | None:
+        if not self.settings.redis_url:
+            return None
+        from redis import Redis
+
+        return Redis.from_url(self.settings.redis_url, health_check_interval=30)
+
+    @cached_property
+    def events(self) -> EventBus:
+        from gakwaya.events.bus import EventBus
+
+        return EventBus(self)
+
+    @cached_property
+    def jobs(self) -> JobQueue:
+        from gakwaya.jobs.queue import JobQueue
+
+        return JobQueue(self)
+
+    def start_background(self) -> None:
+        """Start what a serving process runs besides requests (event relay, job runner,
+        reaper)."""
+        self.events.start()
+        self.jobs.start()
+
+    def stop_background(self) -> None:
+        self.jobs.stop()
+        self.events.stop()
+
+    def close(self) -> None:
+        self.stop_background()
+        if self.__dict__.get("redis") is not None:
+            self.redis.close()  # type: ignore[union-attr]
+        self.db.dispose()
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

@@ -1,0 +1,1 @@
+"""Passwords, random tokens and encryption at rest."""

@@ -1,0 +1,76 @@
+"""Every hook the Gakwaya kernel calls.
+
+Each hook is declared once here with a keyword-only signature. Implement one
+by writing a function of the same name in your plugin module, decorated with
+:data:`gakwaya_sdk.hookimpl`; you may accept fewer parameters than declared.
+Results may be plain values or awaitables unless a hook says otherwise.
+
+The families follow pytest and Datasette: ``register_<things>`` returns a list
+of items the kernel collects from every plugin; ``on_event`` is a subscriber.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gakwaya_sdk.events import Event
+from gakwaya_sdk.jobs import JobType
+from gakwaya_sdk.markers import hookspec
+from gakwaya_sdk.permissions import Permission
+
+
+@hookspec
+def register_permissions() -> Sequence[Permission]:
+    """Add entries to the permission catalogue.
+
+    Called once when the panel starts. Return the :class:`Permission` entries
+    your routes require (through ``opt={"permission": name}``). A name already
+    registered by another plugin stops that plugin from loading its entry and
+    is reported at start-up.
+    """
+
+
+@hookspec
+def register_event_types() -> Sequence[type[Event]]:
+    """Add event types to the registry.
+
+    Called once at start-up. Return :class:`Event` subclasses; their ``tag`` is
+    the type name stored with each event and shown to subscribers and streams.
+    Only registered types can be published.
+    """
+
+
+@hookspec
+def register_routes() -> Sequence[Any]:
+    """Add HTTP routes to the panel.
+
+    Called once when the application is built. Return Litestar route handlers
+    or controllers. Each handler must set a stable ``operation_id``
+    (``<resource>_<verb>``) and, for routes under ``/api/v1/orgs/{org:str}``,
+    ``opt={"permission": "<name>"}``: the kernel then resolves the caller,
+    checks the role and the API key's scopes, and answers 404 for an
+    organization the caller is not a member of.
+    """
+
+
+@hookspec
+def register_jobs() -> Sequence[JobType]:
+    """Add job types that can be enqueued.
+
+    Called once in every process that runs or enqueues jobs (the panel and
+    each ``gakwaya worker``). Return :class:`JobType` entries; the name is
+    what ``enqueue`` takes, so keep it stable and prefixed with your plugin's
+    name (``backups.run``).
+    """
+
+
+@hookspec
+def on_event(event: Event, event_id: int) -> None:
+    """Receive every published event, in every process.
+
+    Called after the event is stored, once per process: in the process that
+    published it and, when Redis is configured, in every other panel and
+    worker process. Keep it quick; enqueue a job for slow work. An exception
+    is logged with your plugin's name and does not reach the publisher.
+    """
