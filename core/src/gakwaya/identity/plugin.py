@@ -10,4 +10,8 @@ from gakwaya_sdk import hookimpl
 
 @hookimpl
 def register_routes() -> Sequence[Any]:
-    return []
+    # Imported here: the controllers need the kernel module, which loads this plugin.
+    from gakwaya.identity.controllers import ROUTES
+    from gakwaya.identity.pages import PAGES
+
+    return [*ROUTES, *PAGES]
