@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Router
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -49,6 +49,15 @@ def _provide_db(request: Request[Any, Any, Any]) -> Iterator[Session]:
         session.close()
 
 
+def _is_automatic_options(handler: Any) -> bool:
+    """Litestar adds an undocumented OPTIONS handler (no operationId) to every path."""
+    return (
+        handler.http_methods == {"OPTIONS"}
+        and handler.operation_id is None
+        and handler.include_in_schema is False
+    )
+
+
 def _check_routes(app: Litestar, kernel: Kernel) -> None:
     seen: dict[str, str] = {}
     for route in app.routes:
@@ -56,6 +65,8 @@ def _check_routes(app: Litestar, kernel: Kernel) -> None:
             continue
         for handler in route.route_handlers:
             if not route.path.startswith("/api/"):
+                continue
+            if _is_automatic_options(handler):
                 continue
             op = handler.operation_id
             if not isinstance(op, str) or not OPERATION_ID.match(op):
@@ -68,7 +79,7 @@ def _check_routes(app: Litestar, kernel: Kernel) -> None:
             opt = handler.opt or {}
             if "{org:" in route.path and not opt.get("public"):
                 perm = opt.get("permission")
-                if perm not in kernel.permissions:
+                if not isinstance(perm, str) or perm not in kernel.permissions:
                     raise RouteDeclarationError(
                         f"{op}: routes under an organization need opt['permission'] naming a "
                         f"registered permission, got {perm!r}"
@@ -90,7 +101,11 @@ def create_app(kernel: Kernel | None = None, *, background: bool = True) -> Lite
             kernel.stop_background()
 
     config = AppConfig(
-        route_handlers=handlers,
+        # One Router holding every handler: registering handlers one by one makes
+        # Litestar re-register the earlier handlers of a shared path (GET and PATCH of
+        # /orgs/{org}), wrapping sync_to_thread functions twice: they then return a
+        # coroutine instead of their value (a 500).
+        route_handlers=[Router("/", route_handlers=handlers)],
         middleware=[KernelMiddleware(kernel)],
         exception_handlers=EXCEPTION_HANDLERS,
         dependencies={
@@ -98,7 +113,9 @@ def create_app(kernel: Kernel | None = None, *, background: bool = True) -> Lite
             "db": Provide(_provide_db),
             "principal": Provide(provide_principal, sync_to_thread=False),
             "maybe_principal": Provide(provide_optional_principal, sync_to_thread=False),
-            "org": Provide(provide_org, sync_to_thread=False),
+            # Not "org": that name is the {org:str} path parameter, and Litestar refuses
+            # a dependency and a path parameter with the same name.
+            "current_org": Provide(provide_org, sync_to_thread=False),
             "client_ip": Provide(provide_client_ip, sync_to_thread=False),
         },
         openapi_config=OpenAPIConfig(
@@ -107,6 +124,10 @@ def create_app(kernel: Kernel | None = None, *, background: bool = True) -> Lite
             description="The REST API of the Gakwaya panel. Errors are application/problem+json.",
             path="/schema",
             render_plugins=[JsonRenderPlugin()],
+            # The schema is the public contract: readable without signing in.
+            openapi_router=Router(
+                "/schema", route_handlers=[], include_in_schema=False, opt={"public": True}
+            ),
             components=Components(
                 security_schemes={
                     "apiKey": SecurityScheme(
@@ -125,6 +146,9 @@ def create_app(kernel: Kernel | None = None, *, background: bool = True) -> Lite
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         debug=False,
+        # AppConfig leaves this Empty (unlike Litestar()), and then every request with a
+        # body fails with a 500; Litestar's own default is 10 MB.
+        request_max_body_size=10_000_000,
     )
     app = Litestar.from_config(config)
     app.state.kernel = kernel

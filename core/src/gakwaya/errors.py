@@ -140,6 +140,8 @@ def _rule_for(message: str) -> str:
 
 def _field_for(item: dict[str, Any]) -> str:
     key = str(item.get("key") or "")
+    if key == "data" and item.get("source") == "body":
+        key = ""  # the body itself (a required field missing at its top level)
     message = str(item.get("message") or "")
     at = _AT.search(message)
     path = at.group("path") if at else ""

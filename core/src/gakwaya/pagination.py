@@ -9,10 +9,14 @@ from __future__ import annotations
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
+from litestar.params import QueryParameter
 
 T = TypeVar("T")
 
 Limit = Annotated[int, msgspec.Meta(ge=1, le=200, description="page size, 1 to 200")]
+#: ``limit`` as a query parameter: Litestar ignores msgspec.Meta bounds on query
+#: parameters, so a handler takes ``limit: LimitQuery = DEFAULT_LIMIT``.
+LimitQuery = Annotated[int, QueryParameter(ge=1, le=200, description="page size, 1 to 200")]
 DEFAULT_LIMIT = 50
 
 
