@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 13:41:38.322083
+Create Date: 2026-11-26 13:52:17.518993
 """
 
 from collections.abc import Sequence
@@ -70,7 +70,7 @@ def upgrade() -> None:
     sa.Column('arguments', sa.JSON(), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('progress', sa.Integer(), nullable=False),
-    sa.Column('result', sa.JSON(), nullable=False),
+    sa.Column('result', sa.JSON(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('max_attempts', sa.Integer(), nullable=False),

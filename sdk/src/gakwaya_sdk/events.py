@@ -19,18 +19,22 @@ from typing import Any, ClassVar
 import msgspec
 
 
+class _TypeName:
+    """``Event.type_name``: the class's tag. Read from msgspec's config on access, because
+    ``__init_subclass__`` runs before msgspec has set the subclass's own config."""
+
+    def __get__(self, obj: object, owner: type | None = None) -> str:
+        cls = owner if owner is not None else type(obj)
+        tag = cls.__struct_config__.tag  # type: ignore[attr-defined]
+        return tag if isinstance(tag, str) else ""
+
+
 class Event(msgspec.Struct, kw_only=True, tag_field="type"):
     """Base class of every event. ``org_id`` is None for installation-wide events."""
 
     org_id: int | None = None
 
-    type_name: ClassVar[str]
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        tag = cls.__struct_config__.tag
-        if isinstance(tag, str):
-            cls.type_name = tag
+    type_name: ClassVar[_TypeName] = _TypeName()
 
 
 class EventEnvelope(msgspec.Struct, kw_only=True):

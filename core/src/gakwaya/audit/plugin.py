@@ -1,4 +1,4 @@
-"""The audit log as a built-in plugin: permission and routes."""
+"""The audit log as a built-in plugin: permission and the list route."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from gakwaya_sdk import hookimpl
 from gakwaya_sdk.permissions import Permission, Role, Scope
 
 PERMISSIONS = [
-    Permission(name="audit.read", description="Read the organization's audit log", min_role=Role.ADMIN, scope=Scope.READ),
+    Permission(
+        name="audit.read",
+        description="Read the organization's audit log",
+        min_role=Role.ADMIN,
+        scope=Scope.READ,
+    ),
 ]
 
 
@@ -20,4 +25,6 @@ def register_permissions() -> Sequence[Permission]:
 
 @hookimpl
 def register_routes() -> Sequence[Any]:
-    return []
+    from gakwaya.audit.controllers import audit_list
+
+    return [audit_list]

@@ -128,12 +128,21 @@ class KernelMiddleware(ASGIMiddleware):
         audited = method not in SAFE_METHODS or bool(opt.get("audit"))
         action = getattr(handler, "operation_id", None) or f"{method} {scope.get('path')}"
         path_params = scope.get("path_params") or {}
+        if method == "OPTIONS" and getattr(handler, "operation_id", None) is None:
+            # Litestar's automatic OPTIONS answer (allowed methods): nothing to guard.
+            await next_app(scope, receive, send)
+            return
 
+        # What _resolve learnt before refusing: a denied request is audited with
+        # its actor and organization, not as anonymous.
+        seen: dict[str, Any] = {}
         try:
             resolution = await anyio.to_thread.run_sync(
-                self._resolve, headers, method, path_params, opt
+                self._resolve, headers, str(method), path_params, opt, seen
             )
         except GakwayaError as exc:
+            state["principal"] = seen.get("principal")
+            state["org"] = seen.get("org")
             if audited:
                 await anyio.to_thread.run_sync(
                     self._audit, state, str(action), exc.status_code, path_params
@@ -158,17 +167,37 @@ class KernelMiddleware(ASGIMiddleware):
     # Runs in a worker thread -------------------------------------------------------
 
     def _resolve(
-        self, headers: Headers, method: str, path_params: dict[str, Any], opt: dict[str, Any]
+        self,
+        headers: Headers,
+        method: str,
+        path_params: dict[str, Any],
+        opt: dict[str, Any],
+        seen: dict[str, Any] | None = None,
     ) -> Resolution:
+        seen = {} if seen is None else seen
         with self.kernel.db.session() as db:
             principal = self._principal(db, headers)
+            seen["principal"] = principal
             if principal is not None and principal.via == "session" and method not in SAFE_METHODS:
                 sent = headers.get(CSRF_HEADER, "")
                 if not sent or not principal.csrf_token or not same(sent, principal.csrf_token):
+                    if opt.get("public"):
+                        # A public route (login, setup) works without a session: an
+                        # unproven cookie is ignored rather than refused.
+                        seen["principal"] = None
+                        return Resolution(None, None)
                     raise PermissionDenied(
                         "CSRF token missing or wrong: send the value of the "
                         f"'{CSRF_COOKIE}' cookie in the 'X-CSRF-Token' header"
                     )
+            if (
+                principal is not None
+                and principal.scopes is not None
+                and method not in SAFE_METHODS
+                and principal.scopes <= {KeyScope.READ}
+            ):
+                # Whatever a route's permission says, a read-only key changes nothing.
+                raise PermissionDenied("this API key is read-only; it cannot change anything")
             if opt.get("public"):
                 return Resolution(principal, None)
             if principal is None:
@@ -189,6 +218,7 @@ class KernelMiddleware(ASGIMiddleware):
                         )
                 return Resolution(principal, None)
             org = self._org(db, principal, str(org_slug))
+            seen["org"] = org
             self._authorize(principal, org, opt)
             db.commit()  # last_used_at / last_seen_at touches
             return Resolution(principal, org)

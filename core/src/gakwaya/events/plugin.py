@@ -9,7 +9,12 @@ from gakwaya_sdk import hookimpl
 from gakwaya_sdk.permissions import Permission, Role, Scope
 
 PERMISSIONS = [
-    Permission(name="events.read", description="Read and stream the organization's events", min_role=Role.VIEWER, scope=Scope.READ),
+    Permission(
+        name="events.read",
+        description="Read and stream the organization's events",
+        min_role=Role.VIEWER,
+        scope=Scope.READ,
+    ),
 ]
 
 
@@ -20,4 +25,6 @@ def register_permissions() -> Sequence[Permission]:
 
 @hookimpl
 def register_routes() -> Sequence[Any]:
-    return []
+    from gakwaya.events.controllers import events_list, events_stream
+
+    return [events_list, events_stream]
