@@ -1,0 +1,415 @@
+"""The permission matrix, generated from the OpenAPI schema.
+
+For every operation under ``/api/`` the schema publishes:
+- unauthenticated → 401 (unless the route is public);
+- a member of another organization → 404 (routes under ``/orgs/{org}``);
+- a read-only API key on a mutating route → 403;
+- a role one step below the permission's minimum → 403, and an API key whose
+  scopes fall short of the permission's scope → 403;
+- the allowed role succeeds: ``CASES`` holds one real, successful call per
+  operationId, and a new route without an entry fails ``test_every_operation_has_a_case``.
+
+A route cannot skip this: the list of operations comes from the running app's schema.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyotp
+import pytest
+from litestar.routes import HTTPRoute
+from sqlalchemy import select
+
+from gakwaya.db.models import Invitation, Job, UserSession
+from gakwaya_sdk.permissions import ROLE_RANK, Scope
+from tests.conftest import PASSWORD, World, make_session, make_user
+from tests.identity.helpers import unused_code
+
+SAFE = {"GET", "HEAD", "OPTIONS"}
+
+
+@dataclass(frozen=True)
+class Operation:
+    op_id: str
+    method: str
+    path: str  # Litestar form, with {name:type}
+    opt: dict[str, Any]
+
+    @property
+    def in_org(self) -> bool:
+        return "{org:str}" in self.path
+
+    @property
+    def public(self) -> bool:
+        return bool(self.opt.get("public"))
+
+
+def operations(app: Any) -> list[Operation]:
+    out = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or not route.path.startswith("/api/"):
+            continue
+        for handler in route.route_handlers:
+            if handler.operation_id is None:
+                continue  # Litestar's automatic OPTIONS
+            for method in handler.http_methods:
+                out.append(
+                    Operation(handler.operation_id, method, route.path, dict(handler.opt or {}))
+                )
+    return sorted(out, key=lambda o: o.op_id)
+
+
+def fill(path: str, org: str = "acme", **values: Any) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name, kind = m.group(1), m.group(2)
+        if name == "org":
+            return org
+        if name in values:
+            return str(values[name])
+        return "1" if kind == "int" else uuid.uuid4().hex
+
+    return re.sub(r"\{(\w+):(\w+)\}", sub, path)
+
+
+def call(client: Any, method: str, url: str, headers: dict[str, str], **kw: Any) -> Any:
+    return client.request(method, url, headers=headers, **kw)
+
+
+# The schema and the app agree ---------------------------------------------------------
+
+
+def test_schema_lists_every_api_route(app: Any, client: Any) -> None:
+    schema = client.get("/schema/openapi.json").json()
+    in_schema = {
+        op["operationId"]
+        for path, item in schema["paths"].items()
+        if path.startswith("/api/")
+        for op in item.values()
+        if isinstance(op, dict) and "operationId" in op
+    }
+    assert in_schema == {o.op_id for o in operations(app)}
+
+
+# Generic rows --------------------------------------------------------------------------
+
+
+def test_unauthenticated_is_401(app: Any, client: Any, world: World) -> None:
+    checked = 0
+    for op in operations(app):
+        if op.public:
+            continue
+        r = call(client, op.method, fill(op.path), {}, json={})
+        assert r.status_code == 401, (op.op_id, r.status_code, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        checked += 1
+    assert checked > 20
+
+
+def test_member_of_another_org_gets_404(app: Any, client: Any, world: World) -> None:
+    outsider_session = world.b.sessions["owner"]
+    outsider_key = world.b.keys["admin"]
+    for op in operations(app):
+        if not op.in_org:
+            continue
+        for headers in (outsider_session, outsider_key):
+            r = call(client, op.method, fill(op.path), headers, json={})
+            assert r.status_code == 404, (op.op_id, r.status_code, r.text)
+            assert "Acme" not in r.text  # nothing about the other org leaks
+
+
+def test_read_only_key_cannot_mutate(app: Any, client: Any, world: World) -> None:
+    checked = 0
+    for op in operations(app):
+        if op.method in SAFE or op.public:
+            continue
+        r = call(client, op.method, fill(op.path), world.a.keys["read"], json={})
+        assert r.status_code == 403, (op.op_id, r.status_code, r.text)
+        checked += 1
+    assert checked > 15
+
+
+def test_role_below_the_permission_is_403(app: Any, client: Any, world: World, kernel: Any) -> None:
+    by_rank = {rank: role for role, rank in ROLE_RANK.items()}
+    checked = 0
+    for op in operations(app):
+        if not op.in_org:
+            continue
+        perm = kernel.permissions.get(op.opt["permission"])
+        below = by_rank.get(perm.min_role.rank - 1)
+        if below is None:
+            continue
+        r = call(client, op.method, fill(op.path), world.a.sessions[below.value], json={})
+        assert r.status_code == 403, (op.op_id, below, r.status_code, r.text)
+        assert perm.min_role.value in r.json()["detail"]
+        checked += 1
+    assert checked >= 5
+
+
+def test_key_scope_below_the_permission_is_403(
+    app: Any, client: Any, world: World, kernel: Any
+) -> None:
+    order = [Scope.READ, Scope.DEPLOY, Scope.WRITE, Scope.ADMIN]
+    checked = 0
+    for op in operations(app):
+        if not op.in_org:
+            continue
+        perm = kernel.permissions.get(op.opt["permission"])
+        index = order.index(perm.scope)
+        if index == 0:
+            continue
+        short = order[index - 1]
+        r = call(client, op.method, fill(op.path), world.a.keys[short.value], json={})
+        assert r.status_code == 403, (op.op_id, short, r.status_code, r.text)
+        checked += 1
+    assert checked >= 5
+
+
+# The allowed role succeeds: one real call per operation ----------------------------------
+
+
+@dataclass
+class Ctx:
+    client: Any
+    fresh: Callable[[], Any]
+    kernel: Any
+    world: World
+
+    def s(self, role: str = "owner") -> dict[str, str]:
+        return self.world.a.sessions[role]
+
+
+def _enroll(ctx: Ctx, headers: dict[str, str], email: str) -> str:
+    r = ctx.client.post("/api/v1/account/2fa/enroll", json={"password": PASSWORD}, headers=headers)
+    assert r.status_code == 200, r.text
+    secret = r.json()["secret"]
+    r = ctx.client.post(
+        "/api/v1/account/2fa/confirm", json={"code": pyotp.TOTP(secret).now()}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    return str(secret)
+
+
+def _invite(ctx: Ctx, email: str) -> str:
+    r = ctx.client.post(
+        "/api/v1/orgs/acme/invitations",
+        json={"email": email, "role": "developer"},
+        headers=ctx.s("admin"),
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["token"])
+
+
+def _job(ctx: Ctx) -> str:
+    job_id = uuid.uuid4().hex
+    with ctx.kernel.db.transaction() as db:
+        db.add(
+            Job(
+                id=job_id,
+                org_id=ctx.world.a.org.id,
+                type="core.prune",
+                state="queued",
+                arguments={},
+                max_attempts=1,
+            )
+        )
+    return job_id
+
+
+def case_sessions_revoke(ctx: Ctx) -> Any:
+    user = ctx.world.a.users["owner"]
+    make_session(ctx.kernel, user)
+    with ctx.kernel.db.session() as db:
+        other = db.scalars(select(UserSession.id).where(UserSession.user_id == user.id)).all()
+    r = ctx.client.get("/api/v1/account/sessions", headers=ctx.s())
+    current = [s["id"] for s in r.json()["items"] if s["current"]]
+    victim = next(i for i in other if i not in current)
+    return ctx.client.delete(f"/api/v1/account/sessions/{victim}", headers=ctx.s())
+
+
+def case_mfa(ctx: Ctx) -> Any:
+    secret = _enroll(ctx, ctx.s("viewer"), "viewer@acme.example.com")
+    fresh = ctx.fresh()
+    r = fresh.post(
+        "/api/v1/auth/login", json={"email": "viewer@acme.example.com", "password": PASSWORD}
+    )
+    assert r.json()["status"] == "mfa_required", r.text
+    code = unused_code(ctx.kernel, "viewer@acme.example.com", secret)
+    return fresh.post("/api/v1/auth/mfa", json={"code": code})
+
+
+def case_2fa_disable(ctx: Ctx) -> Any:
+    _enroll(ctx, ctx.s(), "owner@acme.example.com")
+    return ctx.client.post(
+        "/api/v1/account/2fa/disable", json={"password": PASSWORD}, headers=ctx.s()
+    )
+
+
+def case_recovery_codes(ctx: Ctx) -> Any:
+    _enroll(ctx, ctx.s(), "owner@acme.example.com")
+    return ctx.client.post(
+        "/api/v1/account/2fa/recovery-codes", json={"password": PASSWORD}, headers=ctx.s()
+    )
+
+
+def case_2fa_confirm(ctx: Ctx) -> Any:
+    r = ctx.client.post("/api/v1/account/2fa/enroll", json={"password": PASSWORD}, headers=ctx.s())
+    code = pyotp.TOTP(r.json()["secret"]).now()
+    return ctx.client.post("/api/v1/account/2fa/confirm", json={"code": code}, headers=ctx.s())
+
+
+def case_invitation_accept(ctx: Ctx) -> Any:
+    newcomer = make_user(ctx.kernel, "newcomer@example.com")
+    token = _invite(ctx, "newcomer@example.com")
+    return ctx.client.post(
+        "/api/v1/invitations/accept",
+        json={"token": token},
+        headers=make_session(ctx.kernel, newcomer),
+    )
+
+
+def case_invitation_register(ctx: Ctx) -> Any:
+    token = _invite(ctx, "fresh@example.com")
+    return ctx.fresh().post(
+        "/api/v1/invitations/register", json={"token": token, "password": "a brand new passphrase"}
+    )
+
+
+def case_invitation_revoke(ctx: Ctx) -> Any:
+    _invite(ctx, "someone@example.com")
+    with ctx.kernel.db.session() as db:
+        inv = db.scalars(
+            select(Invitation.id).where(Invitation.email == "someone@example.com")
+        ).one()
+    return ctx.client.delete(f"/api/v1/orgs/acme/invitations/{inv}", headers=ctx.s("admin"))
+
+
+def case_key_revoke(ctx: Ctx) -> Any:
+    r = ctx.client.post(
+        "/api/v1/orgs/acme/api-keys",
+        json={"name": "ci", "scopes": ["read"]},
+        headers=ctx.s("developer"),
+    )
+    assert r.status_code == 201, r.text
+    return ctx.client.delete(
+        f"/api/v1/orgs/acme/api-keys/{r.json()['id']}", headers=ctx.s("developer")
+    )
+
+
+def case_job_show(ctx: Ctx) -> Any:
+    return ctx.client.get(f"/api/v1/orgs/acme/jobs/{_job(ctx)}", headers=ctx.s("viewer"))
+
+
+def case_job_cancel(ctx: Ctx) -> Any:
+    return ctx.client.post(f"/api/v1/orgs/acme/jobs/{_job(ctx)}/cancel", headers=ctx.s("developer"))
+
+
+def _member(ctx: Ctx, role: str) -> int:
+    return ctx.world.a.users[role].id
+
+
+# operationId → a call that must succeed (2xx), or the test elsewhere that covers it.
+CASES: dict[str, Callable[[Ctx], Any] | str] = {
+    "account_show": lambda c: c.client.get("/api/v1/account", headers=c.s()),
+    "account_update": lambda c: c.client.patch(
+        "/api/v1/account", json={"name": "Ada"}, headers=c.s()
+    ),
+    "account_password_change": lambda c: c.client.post(
+        "/api/v1/account/password",
+        json={"current_password": PASSWORD, "new_password": "another long passphrase"},
+        headers=c.s(),
+    ),
+    "account_email_change": lambda c: c.client.post(
+        "/api/v1/account/email",
+        json={"password": PASSWORD, "email": "new@acme.example.com"},
+        headers=c.s(),
+    ),
+    "account_2fa_enroll": lambda c: c.client.post(
+        "/api/v1/account/2fa/enroll", json={"password": PASSWORD}, headers=c.s()
+    ),
+    "account_2fa_confirm": case_2fa_confirm,
+    "account_2fa_disable": case_2fa_disable,
+    "account_recovery_codes_regenerate": case_recovery_codes,
+    "account_sessions_list": lambda c: c.client.get("/api/v1/account/sessions", headers=c.s()),
+    "account_sessions_revoke": case_sessions_revoke,
+    "auth_login": lambda c: c.fresh().post(
+        "/api/v1/auth/login", json={"email": "viewer@acme.example.com", "password": PASSWORD}
+    ),
+    "auth_mfa": case_mfa,
+    "auth_logout": lambda c: c.client.post("/api/v1/auth/logout", headers=c.s("viewer")),
+    "setup_complete": "tests/identity/test_setup.py",
+    "orgs_create": lambda c: c.client.post(
+        "/api/v1/orgs", json={"slug": "initech", "name": "Initech"}, headers=c.s("viewer")
+    ),
+    "orgs_list": lambda c: c.client.get("/api/v1/orgs", headers=c.world.a.keys["read"]),
+    "orgs_show": lambda c: c.client.get("/api/v1/orgs/acme", headers=c.world.a.keys["read"]),
+    "orgs_update": lambda c: c.client.patch(
+        "/api/v1/orgs/acme", json={"name": "Acme Corp"}, headers=c.s("admin")
+    ),
+    "orgs_delete": lambda c: c.client.delete(
+        "/api/v1/orgs/acme?confirm=acme", headers=c.s("owner")
+    ),
+    "orgs_leave": lambda c: c.client.post("/api/v1/orgs/acme/leave", headers=c.s("viewer")),
+    "members_list": lambda c: c.client.get("/api/v1/orgs/acme/members", headers=c.s("viewer")),
+    "members_update": lambda c: c.client.patch(
+        f"/api/v1/orgs/acme/members/{_member(c, 'developer')}",
+        json={"role": "viewer"},
+        headers=c.s("admin"),
+    ),
+    "members_remove": lambda c: c.client.delete(
+        f"/api/v1/orgs/acme/members/{_member(c, 'viewer')}", headers=c.s("admin")
+    ),
+    "invitations_create": lambda c: c.client.post(
+        "/api/v1/orgs/acme/invitations",
+        json={"email": "x@example.com", "role": "viewer"},
+        headers=c.world.a.keys["admin"],
+    ),
+    "invitations_list": lambda c: c.client.get(
+        "/api/v1/orgs/acme/invitations", headers=c.s("admin")
+    ),
+    "invitations_revoke": case_invitation_revoke,
+    "invitations_accept": case_invitation_accept,
+    "invitations_register": case_invitation_register,
+    "api_keys_create": lambda c: c.client.post(
+        "/api/v1/orgs/acme/api-keys", json={"name": "ci", "scopes": ["read"]}, headers=c.s("viewer")
+    ),
+    "api_keys_list": lambda c: c.client.get(
+        "/api/v1/orgs/acme/api-keys", headers=c.world.a.keys["read"]
+    ),
+    "api_keys_revoke": case_key_revoke,
+    "audit_list": lambda c: c.client.get("/api/v1/orgs/acme/audit", headers=c.s("admin")),
+    "events_list": lambda c: c.client.get(
+        "/api/v1/orgs/acme/events", headers=c.world.a.keys["read"]
+    ),
+    "events_stream": "tests/events/test_stream.py",
+    "jobs_list": lambda c: c.client.get("/api/v1/orgs/acme/jobs", headers=c.world.a.keys["read"]),
+    "jobs_show": case_job_show,
+    "jobs_cancel": case_job_cancel,
+}
+
+
+def test_every_operation_has_a_case(app: Any) -> None:
+    from pathlib import Path
+
+    missing = {o.op_id for o in operations(app)} - set(CASES)
+    assert not missing, f"add a CASES entry for: {sorted(missing)}"
+    stale = set(CASES) - {o.op_id for o in operations(app)}
+    assert not stale, f"CASES names operations that no longer exist: {sorted(stale)}"
+    root = Path(__file__).resolve().parents[1]
+    for op_id, case in CASES.items():
+        if isinstance(case, str):
+            assert (root / case).is_file(), (op_id, case)
+
+
+@pytest.mark.parametrize("op_id", sorted(k for k, v in CASES.items() if callable(v)))
+def test_allowed_role_succeeds(
+    op_id: str, client: Any, fresh_client: Any, kernel: Any, world: World
+) -> None:
+    case = CASES[op_id]
+    assert callable(case)
+    r = case(Ctx(client=client, fresh=fresh_client, kernel=kernel, world=world))
+    assert 200 <= r.status_code < 300, (op_id, r.status_code, r.text)
