@@ -54,6 +54,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     job_heartbeat_timeout: Positive = 60
     job_heartbeat_interval: Positive = 5
     reaper_interval: Positive = 15
+    #: ``core.prune`` deletes jobs finished, and events stored, longer ago than this.
+    job_retention_days: Positive = 30
+    event_retention_days: Positive = 30
     #: Failed logins before a lock: per account, and per client address.
     login_max_failures_account: Positive = 5
     login_max_failures_ip: Positive = 20

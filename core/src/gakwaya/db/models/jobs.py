@@ -21,7 +21,7 @@ class Job(Base):
     # queued, running, succeeded, failed, cancelled
     state: Mapped[str] = mapped_column(String(16), index=True, default="queued")
     progress: Mapped[int] = mapped_column(Integer, default=0)
-    result: Mapped[Any] = mapped_column(JSON, default=None)
+    result: Mapped[Any] = mapped_column(JSON, nullable=True, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=1)
