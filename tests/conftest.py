@@ -76,7 +76,10 @@ def _pg_template(request: pytest.FixtureRequest) -> str:
     admin = request.getfixturevalue("postgres_admin_url")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("CREATE DATABASE gakwaya_template")
-    engine = create_engine(admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/gakwaya_template")
+    engine = create_engine(
+        admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        + "/gakwaya_template"
+    )
     upgrade(engine)
     engine.dispose()
     return admin
@@ -156,19 +159,26 @@ def fresh_client(app: Litestar, client: TestClient[Litestar]) -> Any:
 # People, organizations, credentials --------------------------------------------------
 
 
-def make_user(kernel: Kernel, email: str | None = None, *, password: str = PASSWORD,
-              superuser: bool = False) -> User:
+def make_user(
+    kernel: Kernel, email: str | None = None, *, password: str = PASSWORD, superuser: bool = False
+) -> User:
     email = email or f"user{next(_counter)}@example.com"
     if password not in _HASH_CACHE:
         _HASH_CACHE[password] = hash_password(password)
     with kernel.db.transaction() as db:
-        user = User(email=email, name=email.split("@")[0], password_hash=_HASH_CACHE[password],
-                    is_superuser=superuser)
+        user = User(
+            email=email,
+            name=email.split("@")[0],
+            password_hash=_HASH_CACHE[password],
+            is_superuser=superuser,
+        )
         db.add(user)
     return user
 
 
-def make_org(kernel: Kernel, slug: str | None = None, members: dict[User, str] | None = None) -> Organization:
+def make_org(
+    kernel: Kernel, slug: str | None = None, members: dict[User, str] | None = None
+) -> Organization:
     slug = slug or f"org{next(_counter)}"
     with kernel.db.transaction() as db:
         org = Organization(slug=slug, name=slug.title())
@@ -183,18 +193,39 @@ def make_session(kernel: Kernel, user: User) -> dict[str, str]:
     """Headers that act as ``user`` signed in through a browser session."""
     token, csrf = new_token(), new_token()
     with kernel.db.transaction() as db:
-        db.add(UserSession(token_hash=digest(token), user_id=user.id, csrf_token=csrf,
-                           expires_at=utcnow() + dt.timedelta(hours=1)))
+        db.add(
+            UserSession(
+                token_hash=digest(token),
+                user_id=user.id,
+                csrf_token=csrf,
+                expires_at=utcnow() + dt.timedelta(hours=1),
+            )
+        )
     return {"Cookie": f"gakwaya_session={token}; gakwaya_csrf={csrf}", "X-CSRF-Token": csrf}
 
 
-def make_key(kernel: Kernel, user: User, org: Organization, scopes: list[str],
-             *, expires_at: dt.datetime | None = None) -> dict[str, str]:
+def make_key(
+    kernel: Kernel,
+    user: User,
+    org: Organization,
+    scopes: list[str],
+    *,
+    expires_at: dt.datetime | None = None,
+) -> dict[str, str]:
     """Headers that act as ``user`` through an API key bound to ``org``."""
     key = apikey_format.generate()
     with kernel.db.transaction() as db:
-        db.add(ApiKey(org_id=org.id, user_id=user.id, name="test", prefix=apikey_format.display_prefix(key),
-                      key_hash=apikey_format.key_digest(key), scopes=scopes, expires_at=expires_at))
+        db.add(
+            ApiKey(
+                org_id=org.id,
+                user_id=user.id,
+                name="test",
+                prefix=apikey_format.display_prefix(key),
+                key_hash=apikey_format.key_digest(key),
+                scopes=scopes,
+                expires_at=expires_at,
+            )
+        )
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -218,11 +249,16 @@ class World:
 def world(kernel: Kernel) -> World:
     parties = []
     for name in ("acme", "globex"):
-        users = {role: make_user(kernel, f"{role}@{name}.example.com")
-                 for role in ("owner", "admin", "developer", "viewer")}
+        users = {
+            role: make_user(kernel, f"{role}@{name}.example.com")
+            for role in ("owner", "admin", "developer", "viewer")
+        }
         org = make_org(kernel, name, {u: r for r, u in users.items()})
         party = Party(org=org, users=users)
         party.sessions = {r: make_session(kernel, u) for r, u in users.items()}
-        party.keys = {s: make_key(kernel, users["owner"], org, [s]) for s in ("read", "deploy", "write", "admin")}
+        party.keys = {
+            s: make_key(kernel, users["owner"], org, [s])
+            for s in ("read", "deploy", "write", "admin")
+        }
         parties.append(party)
     return World(a=parties[0], b=parties[1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar, Request, Router
@@ -40,7 +40,14 @@ def _provide_kernel(request: Request[Any, Any, Any]) -> Kernel:
     return request.app.state.kernel  # type: ignore[no-any-return]
 
 
-def _provide_db(request: Request[Any, Any, Any]) -> Iterator[Session]:
+async def _provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[Session]:
+    """One session per request, closed on the event loop.
+
+    An async generator on purpose: Litestar cleans up a *sync* generator in a worker
+    thread, and under load every worker thread can be a handler waiting for a pooled
+    connection that only that cleanup would return: a deadlock. Closing a session is a
+    pool check-in (and a rollback of a finished transaction): cheap enough here.
+    """
     kernel: Kernel = request.app.state.kernel
     session = kernel.db.session(write=request.method not in SAFE_METHODS)
     try:
@@ -74,7 +81,9 @@ def _check_routes(app: Litestar, kernel: Kernel) -> None:
                     f"{route.path}: operation_id {op!r} must be '<resource>_<verb>' in snake_case"
                 )
             if op in seen:
-                raise RouteDeclarationError(f"operation_id {op!r} used by {seen[op]} and {route.path}")
+                raise RouteDeclarationError(
+                    f"operation_id {op!r} used by {seen[op]} and {route.path}"
+                )
             seen[op] = route.path
             opt = handler.opt or {}
             if "{org:" in route.path and not opt.get("public"):

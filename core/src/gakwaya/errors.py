@@ -154,9 +154,7 @@ def _field_for(item: dict[str, Any]) -> str:
     return path or key or "body"
 
 
-def handle_validation(
-    _request: Request[Any, Any, Any], exc: ValidationException
-) -> Response[Any]:
+def handle_validation(_request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     items = exc.extra if isinstance(exc.extra, list) else []
     fields: list[FieldProblem] = []
     for item in items:
@@ -210,11 +208,11 @@ __all__ = [
     "FieldError",
     "GakwayaError",
     "Gone",
+    "MediaType",
     "NotAuthenticated",
     "NotFound",
     "PermissionDenied",
     "Problem",
     "ServiceUnavailable",
     "TooManyRequests",
-    "MediaType",
 ]

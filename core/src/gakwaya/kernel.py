@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 
 class Kernel:
-    def __init__(self, settings: Settings, *, extra_plugins: list[tuple[str, object]] | None = None):
+    def __init__(
+        self, settings: Settings, *, extra_plugins: list[tuple[str, object]] | None = None
+    ):
         self.settings = settings
         self.process_id = f"{socket.gethostname()}:{os.getpid()}"
         settings.data_path.mkdir(parents=True, exist_ok=True)

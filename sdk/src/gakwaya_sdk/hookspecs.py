@@ -73,4 +73,9 @@ def on_event(event: Event, event_id: int) -> None:
     published it and, when Redis is configured, in every other panel and
     worker process. Keep it quick; enqueue a job for slow work. An exception
     is logged with your plugin's name and does not reach the publisher.
+
+    ``event`` is the typed event (an instance of a registered :class:`Event`
+    subclass); ``event_id`` is its id in the stored event log, increasing, the
+    same in every process, so a subscriber can use it to skip duplicates.
+    The return value is ignored.
     """

@@ -73,6 +73,5 @@ class Permission(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if not PERMISSION_NAME.match(self.name):
             raise ValueError(
-                f"permission name {self.name!r} must be dotted lowercase words, "
-                "e.g. 'apps.deploy'"
+                f"permission name {self.name!r} must be dotted lowercase words, e.g. 'apps.deploy'"
             )

@@ -26,14 +26,14 @@ DisplayName = Annotated[
     str, msgspec.Meta(pattern=DISPLAY_NAME_PATTERN, description=DISPLAY_NAME_RULE)
 ]
 
-EMAIL_PATTERN = r"^[A-Za-z0-9_%+'][A-Za-z0-9._%+'-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$(?!\n)"
+_LOCAL_PART = r"[A-Za-z0-9_%+'][A-Za-z0-9._%+'-]{0,63}"
+_DOMAIN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^{_LOCAL_PART}@{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})+$(?!\n)"
 EMAIL_RULE = (
     "an email address like name@example.com: letters, digits and . _ % + ' - before the @, "
     "not starting with . or -; no spaces, shell characters or control characters"
 )
-Email = Annotated[
-    str, msgspec.Meta(pattern=EMAIL_PATTERN, max_length=254, description=EMAIL_RULE)
-]
+Email = Annotated[str, msgspec.Meta(pattern=EMAIL_PATTERN, max_length=254, description=EMAIL_RULE)]
 
 #: pattern → human rule, for error messages about values that failed a pattern.
 RULES: dict[str, str] = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,8 @@ import anyio.to_thread
 from litestar.datastructures import Cookie, Headers
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
 
 from gakwaya.apikeys import keys as apikey_format
 from gakwaya.auth.principal import OrgContext, Principal
@@ -35,6 +37,8 @@ from gakwaya_sdk.permissions import Role, Scope as KeyScope, effective_scopes
 
 if TYPE_CHECKING:
     from gakwaya.kernel import Kernel
+
+log = logging.getLogger("gakwaya.auth")
 
 SESSION_COOKIE = "gakwaya_session"
 CSRF_COOKIE = "gakwaya_csrf"
@@ -122,7 +126,7 @@ class KernelMiddleware(ASGIMiddleware):
         handler = scope.get("route_handler")
         opt: dict[str, Any] = dict(getattr(handler, "opt", {}) or {})
         headers = Headers.from_scope(scope)
-        state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+        state: dict[str, Any] = scope.setdefault("state", {})
         state["client_ip"] = client_address(scope, headers, self.trusted)
         method = scope.get("method", "GET")
         audited = method not in SAFE_METHODS or bool(opt.get("audit"))
@@ -220,10 +224,10 @@ class KernelMiddleware(ASGIMiddleware):
             org = self._org(db, principal, str(org_slug))
             seen["org"] = org
             self._authorize(principal, org, opt)
-            db.commit()  # last_used_at / last_seen_at touches
             return Resolution(principal, org)
 
     def _principal(self, db: Any, headers: Headers) -> Principal | None:
+        # Column queries, not entities: this runs on every request.
         now = utcnow()
         authorization = headers.get("authorization")
         if authorization:
@@ -233,25 +237,33 @@ class KernelMiddleware(ASGIMiddleware):
                 raise NotAuthenticated("the Authorization header must be 'Bearer gkw_…'")
             if not apikey_format.well_formed(credential):
                 raise NotAuthenticated("the API key is malformed (bad prefix, length or checksum)")
-            row = db.execute(
-                select(ApiKey, User)
+            key = db.execute(
+                select(
+                    ApiKey.id,
+                    ApiKey.org_id,
+                    ApiKey.scopes,
+                    ApiKey.revoked_at,
+                    ApiKey.expires_at,
+                    ApiKey.last_used_at,
+                    User.id.label("user_id"),
+                    User.email,
+                    User.is_superuser,
+                )
                 .join(User, User.id == ApiKey.user_id)
                 .where(ApiKey.key_hash == apikey_format.key_digest(credential))
             ).first()
-            if row is None:
+            if key is None:
                 raise NotAuthenticated("the API key is not valid")
-            key, user = row
             if key.revoked_at is not None:
                 raise NotAuthenticated("the API key has been revoked")
             if key.expires_at is not None and key.expires_at <= now:
                 raise NotAuthenticated("the API key has expired")
             if key.last_used_at is None or now - key.last_used_at > TOUCH_INTERVAL:
-                key.last_used_at = now
-                db.commit()
+                self._touch(ApiKey, ApiKey.last_used_at, key.id, now)
             return Principal(
-                user_id=user.id,
-                email=user.email,
-                is_superuser=user.is_superuser,
+                user_id=key.user_id,
+                email=key.email,
+                is_superuser=key.is_superuser,
                 via="api_key",
                 api_key_id=key.id,
                 api_key_org_id=key.org_id,
@@ -260,41 +272,58 @@ class KernelMiddleware(ASGIMiddleware):
         token = _cookie(headers, SESSION_COOKIE)
         if not token:
             return None
-        row = db.execute(
-            select(UserSession, User)
+        sess = db.execute(
+            select(
+                UserSession.id,
+                UserSession.state,
+                UserSession.expires_at,
+                UserSession.last_seen_at,
+                UserSession.csrf_token,
+                User.id.label("user_id"),
+                User.email,
+                User.is_superuser,
+            )
             .join(User, User.id == UserSession.user_id)
             .where(UserSession.token_hash == digest(token))
         ).first()
-        if row is None:
-            return None
-        sess, user = row
-        if sess.state != "active" or sess.expires_at <= now:
+        if sess is None or sess.state != "active" or sess.expires_at <= now:
             return None
         if now - sess.last_seen_at > TOUCH_INTERVAL:
-            sess.last_seen_at = now
-            db.commit()
+            self._touch(UserSession, UserSession.last_seen_at, sess.id, now)
         return Principal(
-            user_id=user.id,
-            email=user.email,
-            is_superuser=user.is_superuser,
+            user_id=sess.user_id,
+            email=sess.email,
+            is_superuser=sess.is_superuser,
             via="session",
             session_id=sess.id,
             csrf_token=sess.csrf_token,
         )
 
+    def _touch(self, model: Any, column: Any, row_id: int, now: dt.datetime) -> None:
+        """Record last use in its own short write; a busy database only skips it."""
+        try:
+            with self.kernel.db.transaction() as db:
+                db.execute(
+                    update(model)
+                    .where(model.id == row_id)
+                    .where(or_(column.is_(None), column < now - TOUCH_INTERVAL))
+                    .values({column.key: now})
+                )
+        except OperationalError:
+            log.warning("could not record last use of %s %s", model.__tablename__, row_id)
+
     def _org(self, db: Any, principal: Principal, slug: str) -> OrgContext:
         row = db.execute(
-            select(Organization, Membership.role)
+            select(Organization.id, Organization.slug, Organization.name, Membership.role)
             .join(Membership, Membership.org_id == Organization.id)
             .where(Organization.slug == slug, Membership.user_id == principal.user_id)
         ).first()
         not_found = NotFound(f"organization {slug!r} not found")
         if row is None:
             raise not_found
-        org, role = row
-        if principal.via == "api_key" and principal.api_key_org_id != org.id:
+        if principal.via == "api_key" and principal.api_key_org_id != row.id:
             raise not_found
-        return OrgContext(id=org.id, slug=org.slug, name=org.name, role=Role(role))
+        return OrgContext(id=row.id, slug=row.slug, name=row.name, role=Role(row.role))
 
     def _authorize(self, principal: Principal, org: OrgContext, opt: dict[str, Any]) -> None:
         name = opt.get("permission")

@@ -50,7 +50,7 @@ class OrgContext(msgspec.Struct, kw_only=True):
 
 
 def state_of(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
-    return connection.scope.setdefault("state", {})  # type: ignore[typeddict-item,return-value]
+    return connection.scope.setdefault("state", {})
 
 
 def provide_principal(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:

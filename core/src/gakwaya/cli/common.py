@@ -23,17 +23,41 @@ def settings_or_exit(**overrides: Any) -> Settings:
         fail(f"bad setting: {exc}", code=2)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def kernel_or_exit(**overrides: Any) -> Any:
-    """Settings → kernel, with the database migrated to the newest revision."""
+    """Settings → kernel, with the database migrated to the newest revision.
+
+    A bad setting exits 2, a database that cannot be reached exits 1; either way
+    with one line, not a traceback."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
     from gakwaya.db.migrate import upgrade
     from gakwaya.kernel import Kernel
 
     settings = settings_or_exit(**overrides)
     try:
+        make_url(settings.effective_database_url)
+    except (ArgumentError, ValueError) as exc:
+        fail(f"bad setting: database_url: {_first_line(exc)}", code=2)
+    try:
         kernel = Kernel.create(settings)
     except SettingsError as exc:
         fail(f"bad setting: {exc}", code=2)
-    upgrade(kernel.db.engine)
+    except ArgumentError as exc:  # e.g. an unknown driver in the URL
+        fail(f"bad setting: database_url: {_first_line(exc)}", code=2)
+    except OSError as exc:
+        fail(f"bad setting: data_dir: cannot use {settings.data_path}: {exc}", code=2)
+    try:
+        upgrade(kernel.db.engine)
+    except OperationalError as exc:
+        where = kernel.db.engine.url.render_as_string(hide_password=True)
+        kernel.db.dispose()
+        fail(f"cannot use the database at {where}: {_first_line(exc)}", code=1)
     return kernel
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from gakwaya.cli.common import fail, kernel_or_exit, main, settings_or_exit
+from gakwaya.cli.common import fail, kernel_or_exit, main
 
 
 @main.command()
-@click.option("--host", default=None, help="Address to listen on (GAKWAYA_HOST; default 127.0.0.1).")
-@click.option("--port", default=None, type=int, help="Port to listen on (GAKWAYA_PORT; default 8000).")
+@click.option(
+    "--host", default=None, help="Address to listen on (GAKWAYA_HOST; default 127.0.0.1)."
+)
+@click.option(
+    "--port", default=None, type=int, help="Port to listen on (GAKWAYA_PORT; default 8000)."
+)
 def serve(host: str | None, port: int | None) -> None:
     """Run the panel: migrate the database, then serve the API.
 
@@ -29,17 +35,20 @@ def serve(host: str | None, port: int | None) -> None:
     configure_logging(settings.log_level)
     app = create_app(kernel)
     base = settings.effective_base_url
-    click.secho(f"Gakwaya {kernel.db.engine.dialect.name} database at {_safe_url(kernel)}", dim=True)
-    click.secho(
-        f"Jobs: {'rq on ' + settings.redis_url if settings.redis_url else 'in-process'}",
-        dim=True,
-    )
+    dialect = kernel.db.engine.dialect.name
+    click.secho(f"Gakwaya {dialect} database at {_safe_url(kernel)}", dim=True)
+    jobs = f"rq on {_safe_redis(settings.redis_url)}" if settings.redis_url else "in-process"
+    click.secho(f"Jobs: {jobs}", dim=True)
     token = issue_setup_token(kernel)
     if token:
         click.secho("No administrator yet. Open this one-time link to create one:", fg="yellow")
         click.secho(f"  {base}/setup?token={token}", fg="yellow", bold=True)
         click.secho("  (or run: gakwaya admin create --email you@example.com)", dim=True)
-    click.secho(f"Gakwaya is running at {base}  (API: {base}/api/v1, schema: {base}/schema/openapi.json)", fg="green", bold=True)
+    click.secho(
+        f"Gakwaya is running at {base}  (API: {base}/api/v1, schema: {base}/schema/openapi.json)",
+        fg="green",
+        bold=True,
+    )
     uvicorn.run(
         app,
         host=settings.host,
@@ -47,24 +56,31 @@ def serve(host: str | None, port: int | None) -> None:
         log_level=settings.log_level,
         proxy_headers=False,  # the kernel decides whom to trust (trusted_proxies)
         server_header=False,
+        # Live streams (SSE) never close by themselves: do not wait for them forever.
+        timeout_graceful_shutdown=10,
     )
 
 
-def _safe_url(kernel: object) -> str:
-    engine = kernel.db.engine  # type: ignore[attr-defined]
-    return str(engine.url.render_as_string(hide_password=True))
+def _safe_url(kernel: Any) -> str:
+    return str(kernel.db.engine.url.render_as_string(hide_password=True))
+
+
+def _safe_redis(url: str) -> str:
+    """The Redis URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@", 1)[-1]
 
 
 @main.command()
 def migrate() -> None:
     """Apply database migrations (core tables) up to the newest revision."""
-    from gakwaya.db.migrate import upgrade
-    from gakwaya.kernel import Kernel
-
-    settings = settings_or_exit()
-    kernel = Kernel.create(settings)
-    upgrade(kernel.db.engine)
+    kernel = kernel_or_exit()
     click.secho(f"database at {_safe_url(kernel)} is up to date", fg="green")
+    kernel.db.dispose()
 
 
 @main.command("secret-key")

@@ -42,8 +42,7 @@ def load_or_create_key(configured: str, data_dir: Path) -> str:
             from gakwaya.settings import SettingsError
 
             raise SettingsError(
-                "secret_key: must be 32 bytes in urlsafe base64 "
-                "(make one with: gakwaya secret-key)"
+                "secret_key: must be 32 bytes in urlsafe base64 (make one with: gakwaya secret-key)"
             ) from None
         return configured
     path = data_dir / "secret.key"
