@@ -413,3 +413,20 @@ def test_allowed_role_succeeds(
     assert callable(case)
     r = case(Ctx(client=client, fresh=fresh_client, kernel=kernel, world=world))
     assert 200 <= r.status_code < 300, (op_id, r.status_code, r.text)
+
+
+def test_every_list_bounds_its_page_size(app: Any, client: Any, world: World) -> None:
+    """Every operation with a ``limit`` query parameter refuses 0 and 201, naming it."""
+    schema = client.get("/schema/openapi.json").json()
+    checked = 0
+    for path, item in schema["paths"].items():
+        op = item.get("get")
+        if not op or not any(p["name"] == "limit" for p in op.get("parameters", [])):
+            continue
+        url = re.sub(r"\{org\}", "acme", path)
+        for bad in ("0", "201", "x"):
+            r = client.get(url, params={"limit": bad}, headers=world.a.sessions["owner"])
+            assert r.status_code in (400, 422), (op["operationId"], bad, r.status_code)
+            assert "limit" in r.text, (op["operationId"], r.text)
+        checked += 1
+    assert checked >= 7

@@ -218,3 +218,32 @@ def test_not_ready_when_redis_is_down(database_url: str, tmp_path: Path) -> None
         assert checks(ready)["database"]["ok"] is True
         assert panel.get("/healthz").status_code == 200  # alive, just not ready
         panel.stop()
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def test_several_server_processes(database_url: str, redis_url: str, tmp_path: Path) -> None:
+    """``--workers``/GAKWAYA_WORKERS: N processes on one port, one database, one Redis;
+    a session made by one process is honoured by the others."""
+    env = panel_environment(
+        tmp_path / "data", database_url, GAKWAYA_REDIS_URL=redis_url, GAKWAYA_WORKERS="2"
+    )
+    with serving(tmp_path, env, "workers") as panel:
+        token = setup_token(panel.stdout)
+        assert token, panel.stdout
+        body = {"token": token, "email": "admin@example.com", "password": PASSWORD}
+        created = httpx.post(panel.base + "/api/v1/setup", json=body, timeout=30)
+        assert created.status_code == 201, created.text
+        deadline = time.monotonic() + START_DEADLINE
+        while len(_children(panel.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(_children(panel.proc.pid)) >= 2
+        for _ in range(5):
+            ready = httpx.get(panel.base + "/readyz", timeout=10)
+            assert ready.status_code == 200, ready.text
+            assert checks(ready)["redis"]["ok"] is True
+        readme_first_steps(panel.base)
+        panel.stop()

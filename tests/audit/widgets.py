@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, get, post
+from litestar.params import FromPath, JSONBody
 
 from gakwaya.auth.principal import set_audit_target
 from gakwaya.errors import FieldError
@@ -33,7 +34,7 @@ class WidgetOut(msgspec.Struct, kw_only=True):
     opt={"permission": "widgets.write"},
     sync_to_thread=True,
 )
-def widgets_create(request: Request[Any, Any, Any], data: WidgetIn) -> WidgetOut:
+def widgets_create(request: Request[Any, Any, Any], data: JSONBody[WidgetIn]) -> WidgetOut:
     set_audit_target(request, "widget", 42, name=data.name)
     if data.name == "bad":
         raise FieldError("name", "must not be 'bad'")
@@ -46,7 +47,7 @@ def widgets_create(request: Request[Any, Any, Any], data: WidgetIn) -> WidgetOut
     opt={"permission": "widgets.write", "audit": True},
     sync_to_thread=True,
 )
-def widgets_reveal(widget_id: int) -> dict[str, str]:
+def widgets_reveal(widget_id: FromPath[int]) -> dict[str, str]:
     return {"secret": "s3cr3t"}
 
 

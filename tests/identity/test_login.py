@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from litestar import post
+from litestar.params import FromPath
 from sqlalchemy import select
 
 from gakwaya.db.base import utcnow
@@ -180,7 +181,7 @@ class _EchoPlugin:
             status_code=200,
             sync_to_thread=False,
         )
-        def echo(org: str) -> dict[str, str]:
+        def echo(org: FromPath[str]) -> dict[str, str]:
             return {"org": org}
 
         return [echo]

@@ -38,6 +38,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     redis_url: str = ""
     host: str = "127.0.0.1"
     port: Port = 8000
+    #: Server processes of ``gakwaya serve`` (one per core is a good start).
+    workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     #: The address people open, used in printed links; default ``http://host:port``.
     base_url: str = ""
     #: Fernet key (urlsafe base64, 32 bytes); default: generated once into data_dir.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
 from sqlalchemy.orm import Session
 
 from gakwaya.audit import services
@@ -19,17 +21,17 @@ from gakwaya.pagination import DEFAULT_LIMIT, LimitQuery, Page, parse_cursor
     sync_to_thread=True,
 )
 def audit_list(
-    db: Session,
-    current_org: OrgContext,
-    action: str | None = None,
-    actor: str | None = None,
-    outcome: str | None = None,
-    target_type: str | None = None,
-    target_id: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
+    db: NamedDependency[Session],
+    current_org: NamedDependency[OrgContext],
+    action: FromQuery[str | None] = None,
+    actor: FromQuery[str | None] = None,
+    outcome: FromQuery[str | None] = None,
+    target_type: FromQuery[str | None] = None,
+    target_id: FromQuery[str | None] = None,
+    since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: str | None = None,
+    cursor: FromQuery[str | None] = None,
 ) -> Page[AuditEntry]:
     """The organization's audit rows, newest first.
 

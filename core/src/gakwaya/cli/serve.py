@@ -16,12 +16,21 @@ from gakwaya.cli.common import fail, kernel_or_exit, main
 @click.option(
     "--port", default=None, type=int, help="Port to listen on (GAKWAYA_PORT; default 8000)."
 )
-def serve(host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(1, 64),
+    help="Server processes (GAKWAYA_WORKERS; default 1). Use one per CPU core; with more "
+    "than one, configure Redis so that live streams see every process's events.",
+)
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the panel: migrate the database, then serve the API.
 
     On first start, with no user yet, prints a one-time setup link that creates the
     first administrator.
     """
+    import os
+
     import uvicorn
 
     from gakwaya.app import create_app
@@ -30,10 +39,9 @@ def serve(host: str | None, port: int | None) -> None:
 
     if port is not None and not 1 <= port <= 65535:
         fail("--port: must be between 1 and 65535", code=2)
-    kernel = kernel_or_exit(host=host, port=port)
+    kernel = kernel_or_exit(host=host, port=port, workers=workers)
     settings = kernel.settings
     configure_logging(settings.log_level)
-    app = create_app(kernel)
     base = settings.effective_base_url
     dialect = kernel.db.engine.dialect.name
     click.secho(f"Gakwaya {dialect} database at {_safe_url(kernel)}", dim=True)
@@ -49,8 +57,22 @@ def serve(host: str | None, port: int | None) -> None:
         fg="green",
         bold=True,
     )
+    server_options: dict[str, Any] = {}
+    target: Any
+    if settings.workers == 1:
+        target = create_app(kernel)
+    else:
+        # Each process builds its own kernel from the same settings: hand the
+        # command-line overrides down through the environment.
+        os.environ["GAKWAYA_HOST"] = settings.host
+        os.environ["GAKWAYA_PORT"] = str(settings.port)
+        os.environ["GAKWAYA_WORKERS"] = str(settings.workers)
+        target = "gakwaya.app:create_app"
+        server_options = {"factory": True, "workers": settings.workers}
+        kernel.db.dispose()
     uvicorn.run(
-        app,
+        target,
+        **server_options,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -9,7 +9,8 @@ from typing import Annotated
 import anyio.to_thread
 import msgspec
 from litestar import get
-from litestar.params import HeaderParameter, QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy.orm import Session
 
@@ -33,14 +34,14 @@ RETRY_MS = 3000
     sync_to_thread=True,
 )
 def events_list(
-    db: Session,
-    current_org: OrgContext,
+    db: NamedDependency[Session],
+    current_org: NamedDependency[OrgContext],
     type_name: Annotated[
         str | None,
         QueryParameter(name="type", description="an event type, or a family like app.*"),
     ] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: str | None = None,
+    cursor: FromQuery[str | None] = None,
 ) -> Page[EventEnvelope]:
     """The organization's stored events, newest first."""
     rows, nxt = services.list_events(
@@ -61,8 +62,8 @@ def events_list(
     media_type="text/event-stream",
 )
 async def events_stream(
-    kernel: Kernel,
-    current_org: OrgContext,
+    kernel: NamedDependency[Kernel],
+    current_org: NamedDependency[OrgContext],
     after: Annotated[
         str | None,
         QueryParameter(description="resume after this event id (Last-Event-ID wins)"),

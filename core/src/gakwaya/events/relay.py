@@ -15,6 +15,7 @@ watermark are remembered, so nothing is delivered twice and memory stays small.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -141,11 +142,10 @@ class RedisRelay:
             finally:
                 self.subscribed.clear()
                 self._pending_mark = None
-                try:
+                # Closing a dead connection may fail too.
+                with contextlib.suppress(Exception):
                     pubsub.close()
                     client.close()
-                except Exception:  # noqa: S110 - closing a dead connection may fail too
-                    pass
             if self._stop.wait(backoff):
                 break
             backoff = min(backoff * 2, self.backoff_max)

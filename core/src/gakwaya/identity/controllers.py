@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from litestar import Request, Response, delete, get, patch, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.orm import Session
 
 from gakwaya.auth.middleware import SESSION_COOKIE, csrf_cookie, session_cookie
@@ -36,7 +36,7 @@ from gakwaya.identity.schemas import (
 )
 from gakwaya.identity.setup import complete_setup
 from gakwaya.kernel import Kernel
-from gakwaya.pagination import DEFAULT_LIMIT, Limit, Page
+from gakwaya.pagination import DEFAULT_LIMIT, LimitQuery, Page
 
 AnyRequest = Request[Any, Any, Any]
 # The kernel's dependencies, asked for by name (see gakwaya.app).
@@ -89,7 +89,9 @@ def _signed_in(kernel: Kernel, result: services.SignIn) -> Response[LoginResult]
     status_code=201,
     sync_to_thread=True,
 )
-def setup_complete(request: AnyRequest, data: SetupRequest, db: Db, kernel: KernelDep) -> UserOut:
+def setup_complete(
+    request: AnyRequest, data: JSONBody[SetupRequest], db: Db, kernel: KernelDep
+) -> UserOut:
     """Create the first administrator with the one-time token printed by
     ``gakwaya serve``. 410 once any user exists: sign in instead."""
     state_of(request)["audit_actor"] = ("anonymous", "", data.email)
@@ -114,7 +116,11 @@ def setup_complete(request: AnyRequest, data: SetupRequest, db: Db, kernel: Kern
     sync_to_thread=True,
 )
 def auth_login(
-    request: AnyRequest, data: LoginRequest, db: Db, kernel: KernelDep, client_ip: ClientIp
+    request: AnyRequest,
+    data: JSONBody[LoginRequest],
+    db: Db,
+    kernel: KernelDep,
+    client_ip: ClientIp,
 ) -> Response[LoginResult]:
     """Sign in with email and password. Sets the session cookie (always a new one)
     and, without two-factor authentication, the CSRF cookie; with it, answers
@@ -146,7 +152,7 @@ def auth_login(
     sync_to_thread=True,
 )
 def auth_mfa(
-    request: AnyRequest, data: MfaRequest, db: Db, kernel: KernelDep, client_ip: ClientIp
+    request: AnyRequest, data: JSONBody[MfaRequest], db: Db, kernel: KernelDep, client_ip: ClientIp
 ) -> Response[LoginResult]:
     """Second step of a sign-in: ``code`` from the authenticator app, or one unused
     ``recovery_code``. Replaces the pending session with a new signed-in one."""
@@ -209,7 +215,7 @@ def account_show(db: Db, principal: Caller) -> AccountOut:
     sync_to_thread=True,
 )
 def account_update(
-    request: AnyRequest, data: AccountUpdate, db: Db, principal: Caller
+    request: AnyRequest, data: JSONBody[AccountUpdate], db: Db, principal: Caller
 ) -> AccountOut:
     """Change your display name."""
     user = services.update_name(db, services.get_user(db, principal.user_id), data.name)
@@ -227,7 +233,7 @@ def account_update(
 )
 def account_password_change(
     request: AnyRequest,
-    data: PasswordChange,
+    data: JSONBody[PasswordChange],
     db: Db,
     kernel: KernelDep,
     principal: Caller,
@@ -258,7 +264,7 @@ def account_password_change(
 )
 def account_email_change(
     request: AnyRequest,
-    data: EmailChange,
+    data: JSONBody[EmailChange],
     db: Db,
     kernel: KernelDep,
     principal: Caller,
@@ -292,7 +298,7 @@ def account_email_change(
 )
 def account_2fa_enroll(
     request: AnyRequest,
-    data: PasswordConfirm,
+    data: JSONBody[PasswordConfirm],
     db: Db,
     kernel: KernelDep,
     principal: Caller,
@@ -315,7 +321,7 @@ def account_2fa_enroll(
 )
 def account_2fa_confirm(
     request: AnyRequest,
-    data: TotpConfirm,
+    data: JSONBody[TotpConfirm],
     db: Db,
     kernel: KernelDep,
     principal: Caller,
@@ -338,7 +344,7 @@ def account_2fa_confirm(
 )
 def account_2fa_disable(
     request: AnyRequest,
-    data: TotpDisable,
+    data: JSONBody[TotpDisable],
     db: Db,
     kernel: KernelDep,
     principal: Caller,
@@ -370,7 +376,7 @@ def account_2fa_disable(
 )
 def account_recovery_codes_regenerate(
     request: AnyRequest,
-    data: PasswordConfirm,
+    data: JSONBody[PasswordConfirm],
     db: Db,
     kernel: KernelDep,
     principal: Caller,
@@ -392,8 +398,8 @@ def account_recovery_codes_regenerate(
 def account_sessions_list(
     db: Db,
     principal: Caller,
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Parameter(max_length=20)] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, QueryParameter(max_length=20)] = None,
 ) -> Page[SessionOut]:
     """Your signed-in browser sessions, newest first; ``current`` marks this one."""
     return services.list_sessions(
@@ -409,7 +415,7 @@ def account_sessions_list(
     sync_to_thread=True,
 )
 def account_sessions_revoke(
-    request: AnyRequest, session_id: int, db: Db, kernel: KernelDep, principal: Caller
+    request: AnyRequest, session_id: FromPath[int], db: Db, kernel: KernelDep, principal: Caller
 ) -> Response[None]:
     """End one of your sessions (signs that browser out). Another person's session
     id is a 404."""

@@ -67,7 +67,7 @@ class InvalidJobArguments(ValueError):
 
 
 class _AnyOrg:
-    pass
+    """Sentinel: look a job up whatever its organization (None is a real value)."""
 
 
 #: ``org_id`` value for :meth:`JobQueue.cancel` and :meth:`JobQueue.get` that matches
