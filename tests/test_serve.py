@@ -247,3 +247,42 @@ def test_several_server_processes(database_url: str, redis_url: str, tmp_path: P
             assert checks(ready)["redis"]["ok"] is True
         readme_first_steps(panel.base)
         panel.stop()
+
+
+def test_trusted_proxy_address_is_used_for_throttling(database_url: str, tmp_path: Path) -> None:
+    """Behind a trusted proxy, sign-in throttling counts per forwarded client address;
+    from an untrusted peer the same header is ignored."""
+    env = panel_environment(
+        tmp_path / "data",
+        database_url,
+        GAKWAYA_TRUSTED_PROXIES="127.0.0.1/32",
+        GAKWAYA_LOGIN_MAX_FAILURES_IP="2",
+        GAKWAYA_LOGIN_MAX_FAILURES_ACCOUNT="100",
+    )
+
+    def attempt(panel: Panel, client_ip: str, n: int) -> httpx.Response:
+        return httpx.post(
+            panel.base + "/api/v1/auth/login",
+            json={"email": f"nobody{n}@example.com", "password": "not the password at all"},
+            headers={"X-Forwarded-For": client_ip},
+            timeout=30,
+        )
+
+    with serving(tmp_path, env, "proxy") as panel:
+        assert attempt(panel, "203.0.113.9", 1).status_code == 401
+        assert attempt(panel, "203.0.113.9", 2).status_code == 401
+        locked = attempt(panel, "203.0.113.9", 3)
+        assert locked.status_code == 429, locked.text
+        assert int(locked.headers["Retry-After"]) > 0
+        # Another client behind the same proxy is not locked out.
+        assert attempt(panel, "203.0.113.10", 4).status_code == 401
+        panel.stop()
+
+    env["GAKWAYA_TRUSTED_PROXIES"] = "192.0.2.0/24"  # the peer (127.0.0.1) is not trusted
+    with serving(tmp_path, env, "untrusted") as panel:
+        # The forged header is ignored: the peer address (127.0.0.1) is what counts,
+        # and it has had no failures yet.
+        assert attempt(panel, "203.0.113.9", 5).status_code == 401
+        assert attempt(panel, "198.51.100.1", 6).status_code == 401
+        assert attempt(panel, "198.51.100.2", 7).status_code == 429
+        panel.stop()
