@@ -24,7 +24,7 @@ import anyio.to_thread
 from litestar.datastructures import Cookie, Headers
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from gakwaya.apikeys import keys as apikey_format
@@ -72,6 +72,51 @@ def csrf_cookie(kernel: Kernel, token: str, *, max_age: int | None = None) -> Co
         path="/",
         max_age=max_age if max_age is not None else kernel.settings.session_ttl_hours * 3600,
     )
+
+
+# Built once: a statement object memoizes its cache key, so per request SQLAlchemy
+# only binds parameters. Plain table columns on a Connection: no ORM on this path,
+# which every request takes.
+_users = User.__table__.c
+_keys = ApiKey.__table__.c
+_sessions = UserSession.__table__.c
+_orgs = Organization.__table__.c
+_members = Membership.__table__.c
+
+_KEY_LOOKUP = (
+    select(
+        _keys.id,
+        _keys.org_id,
+        _keys.scopes,
+        _keys.revoked_at,
+        _keys.expires_at,
+        _keys.last_used_at,
+        _users.id.label("user_id"),
+        _users.email,
+        _users.is_superuser,
+    )
+    .select_from(ApiKey.__table__.join(User.__table__, _users.id == _keys.user_id))
+    .where(_keys.key_hash == bindparam("digest"))
+)
+_SESSION_LOOKUP = (
+    select(
+        _sessions.id,
+        _sessions.state,
+        _sessions.expires_at,
+        _sessions.last_seen_at,
+        _sessions.csrf_token,
+        _users.id.label("user_id"),
+        _users.email,
+        _users.is_superuser,
+    )
+    .select_from(UserSession.__table__.join(User.__table__, _users.id == _sessions.user_id))
+    .where(_sessions.token_hash == bindparam("digest"))
+)
+_ORG_LOOKUP = (
+    select(_orgs.id, _orgs.slug, _orgs.name, _members.role)
+    .select_from(Organization.__table__.join(Membership.__table__, _members.org_id == _orgs.id))
+    .where(_orgs.slug == bindparam("slug"), _members.user_id == bindparam("user_id"))
+)
 
 
 class _Trusted:
@@ -179,7 +224,7 @@ class KernelMiddleware(ASGIMiddleware):
         seen: dict[str, Any] | None = None,
     ) -> Resolution:
         seen = {} if seen is None else seen
-        with self.kernel.db.session() as db:
+        with self.kernel.db.engine.connect() as db:
             principal = self._principal(db, headers)
             seen["principal"] = principal
             if principal is not None and principal.via == "session" and method not in SAFE_METHODS:
@@ -237,21 +282,7 @@ class KernelMiddleware(ASGIMiddleware):
                 raise NotAuthenticated("the Authorization header must be 'Bearer gkw_…'")
             if not apikey_format.well_formed(credential):
                 raise NotAuthenticated("the API key is malformed (bad prefix, length or checksum)")
-            key = db.execute(
-                select(
-                    ApiKey.id,
-                    ApiKey.org_id,
-                    ApiKey.scopes,
-                    ApiKey.revoked_at,
-                    ApiKey.expires_at,
-                    ApiKey.last_used_at,
-                    User.id.label("user_id"),
-                    User.email,
-                    User.is_superuser,
-                )
-                .join(User, User.id == ApiKey.user_id)
-                .where(ApiKey.key_hash == apikey_format.key_digest(credential))
-            ).first()
+            key = db.execute(_KEY_LOOKUP, {"digest": apikey_format.key_digest(credential)}).first()
             if key is None:
                 raise NotAuthenticated("the API key is not valid")
             if key.revoked_at is not None:
@@ -272,20 +303,7 @@ class KernelMiddleware(ASGIMiddleware):
         token = _cookie(headers, SESSION_COOKIE)
         if not token:
             return None
-        sess = db.execute(
-            select(
-                UserSession.id,
-                UserSession.state,
-                UserSession.expires_at,
-                UserSession.last_seen_at,
-                UserSession.csrf_token,
-                User.id.label("user_id"),
-                User.email,
-                User.is_superuser,
-            )
-            .join(User, User.id == UserSession.user_id)
-            .where(UserSession.token_hash == digest(token))
-        ).first()
+        sess = db.execute(_SESSION_LOOKUP, {"digest": digest(token)}).first()
         if sess is None or sess.state != "active" or sess.expires_at <= now:
             return None
         if now - sess.last_seen_at > TOUCH_INTERVAL:
@@ -313,11 +331,7 @@ class KernelMiddleware(ASGIMiddleware):
             log.warning("could not record last use of %s %s", model.__tablename__, row_id)
 
     def _org(self, db: Any, principal: Principal, slug: str) -> OrgContext:
-        row = db.execute(
-            select(Organization.id, Organization.slug, Organization.name, Membership.role)
-            .join(Membership, Membership.org_id == Organization.id)
-            .where(Organization.slug == slug, Membership.user_id == principal.user_id)
-        ).first()
+        row = db.execute(_ORG_LOOKUP, {"slug": slug, "user_id": principal.user_id}).first()
         not_found = NotFound(f"organization {slug!r} not found")
         if row is None:
             raise not_found

@@ -237,7 +237,19 @@ def members_list(
     cursor: FromQuery[str | None] = None,
 ) -> Page[MemberView]:
     rows, nxt = services.list_members(db, current_org.id, cursor=parse_cursor(cursor), limit=limit)
-    return Page(items=[_member_view(m, u) for m, u in rows], next_cursor=nxt)
+    return Page(
+        items=[
+            MemberView(
+                user_id=r.user_id,
+                email=r.email,
+                name=r.name,
+                role=Role(r.role),
+                joined_at=r.created_at,
+            )
+            for r in rows
+        ],
+        next_cursor=nxt,
+    )
 
 
 @patch(

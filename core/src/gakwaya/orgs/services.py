@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
@@ -168,15 +168,25 @@ def delete_org(
 
 def list_members(
     db: Session, org_id: int, *, cursor: int | None = None, limit: int = 50
-) -> tuple[list[tuple[Membership, User]], str | None]:
-    query = in_org(Membership, org_id).add_columns(User).join(User, User.id == Membership.user_id)
+) -> tuple[list[Any], str | None]:
+    """One page of members, newest first: rows of (id, role, created_at, user_id,
+    email, name). Columns, not entities: lists are the API's hottest reads."""
+    query = (
+        select(
+            Membership.id,
+            Membership.role,
+            Membership.created_at,
+            User.id.label("user_id"),
+            User.email,
+            User.name,
+        )
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.org_id == org_id)
+    )
     if cursor is not None:
         query = query.where(Membership.id < cursor)
     rows = db.execute(query.order_by(Membership.id.desc()).limit(limit + 1)).all()
-    return (
-        [(m, u) for m, u in rows[:limit]],
-        next_cursor([m.id for m, _ in rows], limit),
-    )
+    return list(rows[:limit]), next_cursor([r.id for r in rows], limit)
 
 
 def get_member(db: Session, org_id: int, user_id: int, *, for_update: bool = False) -> Membership:
