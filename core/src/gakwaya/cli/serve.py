@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -29,7 +30,6 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     On first start, with no user yet, prints a one-time setup link that creates the
     first administrator.
     """
-    import os
 
     import uvicorn
 
@@ -57,30 +57,27 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         fg="green",
         bold=True,
     )
-    server_options: dict[str, Any] = {}
-    target: Any
-    if settings.workers == 1:
-        target = create_app(kernel)
-    else:
-        # Each process builds its own kernel from the same settings: hand the
-        # command-line overrides down through the environment.
-        os.environ["GAKWAYA_HOST"] = settings.host
-        os.environ["GAKWAYA_PORT"] = str(settings.port)
-        os.environ["GAKWAYA_WORKERS"] = str(settings.workers)
-        target = "gakwaya.app:create_app"
-        server_options = {"factory": True, "workers": settings.workers}
-        kernel.db.dispose()
-    uvicorn.run(
-        target,
-        **server_options,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        proxy_headers=False,  # the kernel decides whom to trust (trusted_proxies)
-        server_header=False,
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "proxy_headers": False,  # the kernel decides whom to trust (trusted_proxies)
+        "server_header": False,
         # Live streams (SSE) never close by themselves: do not wait for them forever.
-        timeout_graceful_shutdown=10,
-    )
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(kernel), **options)
+        return
+    # Each process builds its own kernel from the same settings: hand the command-line
+    # overrides down through the environment.
+    os.environ["GAKWAYA_HOST"] = settings.host
+    os.environ["GAKWAYA_PORT"] = str(settings.port)
+    os.environ["GAKWAYA_WORKERS"] = str(settings.workers)
+    kernel.db.dispose()
+    from gakwaya.cli._tcp import run_processes
+
+    run_processes("gakwaya.app:create_app", settings.workers, options)
 
 
 def _safe_url(kernel: Any) -> str:
