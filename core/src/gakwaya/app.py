@@ -95,6 +95,26 @@ def _check_routes(app: Litestar, kernel: Kernel) -> None:
                     )
 
 
+def _limit_request_threads(count: int) -> None:
+    """Run sync handlers and the kernel middleware on ``count`` threads.
+
+    Litestar runs sync handlers on the loop's default executor, the middleware uses
+    anyio's (40 threads): under load dozens of threads then take turns on the GIL and
+    throughput falls (measured in docs/benchmarks.md). A few threads per core keep the
+    CPU busy without the churn; nothing here blocks a thread for long (live streams
+    wait on the loop, jobs have their own threads).
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import anyio.to_thread
+
+    anyio.to_thread.current_default_thread_limiter().total_tokens = count
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=count, thread_name_prefix="gakwaya-request")
+    )
+
+
 def create_app(kernel: Kernel | None = None, *, background: bool = True) -> Litestar:
     """Build the ASGI app. ``background=False`` leaves the job runner and event relay
     to the caller (tests that drive them explicitly)."""
@@ -102,6 +122,7 @@ def create_app(kernel: Kernel | None = None, *, background: bool = True) -> Lite
     handlers = [route for _plugin, route in kernel.plugins.routes()]
 
     async def on_startup(app: Litestar) -> None:
+        _limit_request_threads(kernel.settings.request_threads)
         if background:
             kernel.start_background()
 

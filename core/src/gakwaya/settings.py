@@ -38,6 +38,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     redis_url: str = ""
     host: str = "127.0.0.1"
     port: Port = 8000
+    #: Threads per server process for request work (sync handlers, the auth lookup).
+    request_threads: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
     #: Server processes of ``gakwaya serve`` (one per core is a good start).
     workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     #: The address people open, used in printed links; default ``http://host:port``.
@@ -70,6 +72,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Extra modules to load as plugins without packaging them (plugin development,
     #: tests). Only an operator sets this; it is not reachable through the API.
     plugin_modules: list[str] = []
+    #: JSON file of blocked plugin versions: ``[{name, lowest_good_version, reason}]``.
+    plugin_blocklist: str = ""
+    #: Log every plugin hook call with plugin, hook and duration (logger
+    #: ``gakwaya.plugins.trace``).
+    plugin_trace: bool = False
 
     def __post_init__(self) -> None:
         for net in self.trusted_proxies:
