@@ -308,6 +308,10 @@ def case_job_cancel(ctx: Ctx) -> Any:
     return ctx.client.post(f"/api/v1/orgs/acme/jobs/{_job(ctx)}/cancel", headers=ctx.s("developer"))
 
 
+def _superuser(ctx: Ctx) -> dict[str, str]:
+    return make_session(ctx.kernel, make_user(ctx.kernel, superuser=True))
+
+
 def _member(ctx: Ctx, role: str) -> int:
     return ctx.world.a.users[role].id
 
@@ -389,6 +393,11 @@ CASES: dict[str, Callable[[Ctx], Any] | str] = {
     "jobs_list": lambda c: c.client.get("/api/v1/orgs/acme/jobs", headers=c.world.a.keys["read"]),
     "jobs_show": case_job_show,
     "jobs_cancel": case_job_cancel,
+    "plugins_list": lambda c: c.client.get("/api/v1/plugins", headers=_superuser(c)),
+    "plugins_enable": lambda c: c.client.post(
+        "/api/v1/plugins/core.jobs/enable", headers=_superuser(c)
+    ),
+    "plugins_disable": "tests/plugins/test_api.py",
 }
 
 

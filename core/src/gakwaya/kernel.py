@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from gakwaya.audit.log import AuditLog
 from gakwaya.auth.catalogue import PermissionCatalogue
 from gakwaya.db import Database
-from gakwaya.plugins.host import PluginHost
+from gakwaya.plugins.host import PluginHost, load_blocklist
+from gakwaya.plugins.state import read_state
 from gakwaya.security.crypto import SecretBox, load_or_create_key
 from gakwaya.settings import Settings, load_settings
 
@@ -36,7 +37,13 @@ class Kernel:
         self.db = Database(settings.effective_database_url)
         self.box = SecretBox(load_or_create_key(settings.secret_key, settings.data_path))
         self.plugins = PluginHost(
-            disabled=settings.disabled_plugins, modules=settings.plugin_modules
+            disabled=settings.disabled_plugins,
+            modules=settings.plugin_modules,
+            state=read_state(self.db),
+            blocklist=load_blocklist(settings.plugin_blocklist)
+            if settings.plugin_blocklist
+            else (),
+            trace=settings.plugin_trace,
         )
         self.plugins.load(extra=extra_plugins or [])
         self.permissions = PermissionCatalogue(self.plugins.permissions())

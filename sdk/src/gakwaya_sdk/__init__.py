@@ -7,10 +7,12 @@ A plugin imports only this package. It marks hook implementations with
 - :mod:`gakwaya_sdk.permissions`: roles, API-key scopes and permission entries;
 - :mod:`gakwaya_sdk.events`: the base class of typed domain events;
 - :mod:`gakwaya_sdk.jobs`: job type declarations and the context a job runs with;
-- :mod:`gakwaya_sdk.types`: validated names shared by the API and plugins.
+- :mod:`gakwaya_sdk.types`: validated names shared by the API and plugins;
+- :mod:`gakwaya_sdk.manifest`: the plugin manifest and :data:`CORE_API_VERSION`.
 """
 
+from gakwaya_sdk.manifest import CORE_API_VERSION
 from gakwaya_sdk.markers import PROJECT_NAME, hookimpl, hookspec
 
-__all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
+__all__ = ["CORE_API_VERSION", "PROJECT_NAME", "hookimpl", "hookspec"]
 __version__ = "0.1.0"

@@ -6,7 +6,9 @@ It runs after routing, so it knows the route handler and its ``opt``:
 - ``opt["permission"]``: required on every route whose path has ``{org}``;
 - ``opt["scope"]``: on routes outside an organization, the API-key scope needed;
   without it, API keys are refused there (they belong to one organization);
-- ``opt["audit"]``: also audit this safe-method route (a secret read).
+- ``opt["audit"]``: also audit this safe-method route (a secret read);
+- ``opt["superuser"]``: installation-wide route for signed-in superusers only
+  (403 for other users and for every API key).
 
 Every mutating request (and every audited read) writes one audit row before the
 response goes out, with the outcome taken from the status code.
@@ -253,6 +255,16 @@ class KernelMiddleware(ASGIMiddleware):
                 raise NotAuthenticated(
                     "sign in, or send an API key as 'Authorization: Bearer gkw_…'"
                 )
+            if opt.get("superuser"):
+                # Installation-wide administration: a signed-in superuser, never a key.
+                if principal.via == "api_key":
+                    raise PermissionDenied(
+                        "API keys cannot be used on installation-wide routes; "
+                        "sign in as a superuser"
+                    )
+                if not principal.is_superuser:
+                    raise PermissionDenied("this route is for superusers only")
+                return Resolution(principal, None)
             org_slug = path_params.get("org")
             if org_slug is None:
                 if principal.via == "api_key":

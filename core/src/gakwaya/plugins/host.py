@@ -3,27 +3,48 @@
 Core calls hooks only through :class:`PluginHost` (as tox does), so a hook that
 raises is contained and reported with the plugin's and the hook's name. The
 kernel's own domains are registered as built-in plugins the same way a
-third-party plugin is; the manifest checks, marketplace and enable/disable
-state arrive with the plugin-host issue and slot into :meth:`load`.
+third-party plugin is, with an essential manifest.
+
+Loading never crashes the panel. Each candidate (built-in module, entry point of
+group ``gakwaya.plugins``, ``plugin_modules`` entry, or object passed by the
+caller) goes through, in order: import, manifest (the object's ``MANIFEST``
+attribute, see :mod:`gakwaya_sdk.manifest`), unknown hooks, ``core_api``,
+blocklist, operator disable, then requirements and cycles. A failure gives the
+plugin a :class:`PluginStatus` with status ``refused`` (or ``disabled``) and a
+reason, and the others load in the order their ``requires`` impose.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pluggy
+from packaging.version import InvalidVersion, Version
 
+import gakwaya
+from gakwaya.settings import SettingsError
 from gakwaya_sdk import PROJECT_NAME, hookspecs
 from gakwaya_sdk.events import Event
 from gakwaya_sdk.jobs import JobType
+from gakwaya_sdk.manifest import (
+    CORE_API_VERSION,
+    Manifest,
+    ManifestError,
+    is_capability,
+    manifest_from_dict,
+)
 from gakwaya_sdk.permissions import Permission
 
 log = logging.getLogger("gakwaya.plugins")
+trace_log = logging.getLogger("gakwaya.plugins.trace")
 
 ENTRY_POINT_GROUP = "gakwaya.plugins"
 
@@ -36,14 +57,37 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "gakwaya.audit.plugin",
     "gakwaya.events.plugin",
     "gakwaya.jobs.plugin",
+    "gakwaya.plugins.plugin",
 )
+
+# Statuses.
+ACTIVE = "active"
+DISABLED = "disabled"
+DEGRADED = "degraded"
+REFUSED = "refused"
 
 
 class PluginStatus(msgspec.Struct, kw_only=True):
     name: str
+    version: str = ""
     status: str  # active, disabled, refused, degraded
     reason: str = ""
+    provides: list[str] = []
+    requires: list[str] = []
+    #: Hooks this plugin implements (empty unless it was registered).
+    hooks: list[str] = []
+    essential: bool = False
     builtin: bool = False
+    #: Where it came from: builtin, entry_point, module (plugin_modules) or extra.
+    source: str = ""
+
+
+class BlockedVersion(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A blocklist entry: versions of ``name`` below ``lowest_good_version`` are refused."""
+
+    name: str
+    lowest_good_version: str
+    reason: str = ""
 
 
 class HookFailed(Exception):
@@ -56,87 +100,323 @@ class HookFailed(Exception):
         self.original = exc
 
 
+class BlocklistError(SettingsError):
+    """The blocklist file cannot be read; the message names the file and the rule."""
+
+
+def load_blocklist(path: str | Path) -> list[BlockedVersion]:
+    """Read a JSON list of ``{name, lowest_good_version, reason}``."""
+    file = Path(path)
+    try:
+        entries = msgspec.json.decode(file.read_bytes(), type=list[BlockedVersion])
+    except OSError as exc:
+        raise BlocklistError(f"plugin_blocklist: cannot read {file}: {exc.strerror}") from None
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise BlocklistError(f"plugin_blocklist: {file}: {exc}") from None
+    for entry in entries:
+        try:
+            Version(entry.lowest_good_version)
+        except InvalidVersion:
+            raise BlocklistError(
+                f"plugin_blocklist: {file}: {entry.lowest_good_version!r} "
+                f"({entry.name}) is not a PEP 440 version"
+            ) from None
+    return entries
+
+
+def builtin_manifest(name: str) -> Manifest:
+    return Manifest(
+        name=name,
+        version=gakwaya.__version__,
+        core_api=f"=={CORE_API_VERSION}",
+        provides=[f"core:{name.removeprefix('core.')}"],
+        essential=True,
+    )
+
+
+class _Candidate:
+    __slots__ = ("error", "manifest", "name", "obj", "source", "status")
+
+    def __init__(self, name: str, obj: object | None, source: str, error: str = "") -> None:
+        self.name = name
+        self.obj = obj
+        self.source = source
+        self.error = error
+        self.manifest: Manifest | None = None
+
+
 class PluginHost:
-    def __init__(self, *, disabled: Sequence[str] = (), modules: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        disabled: Sequence[str] = (),
+        modules: Sequence[str] = (),
+        state: Mapping[str, bool] | None = None,
+        blocklist: Sequence[BlockedVersion] = (),
+        trace: bool = False,
+        core_api: str = CORE_API_VERSION,
+    ) -> None:
         self.modules = list(modules)
         self.pm = pluggy.PluginManager(PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self.disabled = set(disabled)
+        #: Persisted per-installation choices (plugin_state); no entry means enabled.
+        self.state = dict(state or {})
+        self.blocklist = list(blocklist)
+        self.trace = trace
+        self.core_api = core_api
         self.statuses: dict[str, PluginStatus] = {}
+        self.manifests: dict[str, Manifest] = {}
+        #: Names in the order they were registered (``requires`` first).
+        self.order: list[str] = []
 
     # Loading -------------------------------------------------------------------------
 
     def load(self, *, extra: Sequence[tuple[str, object]] = ()) -> None:
+        candidates = self._candidates(extra)
+        accepted: list[_Candidate] = []
+        for cand in candidates:
+            reason_status = self._check(cand, accepted)
+            if reason_status is None:
+                accepted.append(cand)
+        for cand in self._resolve(accepted):
+            self._register(cand)
+
+    def _candidates(self, extra: Sequence[tuple[str, object]]) -> list[_Candidate]:
+        out: list[_Candidate] = []
         for module_name in BUILTIN_MODULES:
+            # A built-in that fails to import is a bug in the kernel: let it raise.
             module = importlib.import_module(module_name)
-            name = module_name.removesuffix(".plugin").removeprefix("gakwaya.")
-            self.pm.register(module, name=f"core.{name}")
-            self.statuses[f"core.{name}"] = PluginStatus(
-                name=f"core.{name}", status="active", builtin=True
-            )
+            name = "core." + module_name.removesuffix(".plugin").removeprefix("gakwaya.")
+            cand = _Candidate(name, module, "builtin")
+            cand.manifest = builtin_manifest(name)
+            out.append(cand)
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in self.disabled:
-                self.statuses[ep.name] = PluginStatus(
-                    name=ep.name, status="disabled", reason="listed in disabled_plugins"
-                )
-                continue
             try:
-                plugin = ep.load()
-                self.pm.register(plugin, name=ep.name)
+                out.append(_Candidate(ep.name, ep.load(), "entry_point"))
             except Exception as exc:
                 log.warning("plugin %s refused: %r", ep.name, exc)
-                self.statuses[ep.name] = PluginStatus(
-                    name=ep.name, status="refused", reason=f"import failed: {exc!r}"
-                )
-                continue
-            self.statuses[ep.name] = PluginStatus(name=ep.name, status="active")
+                out.append(_Candidate(ep.name, None, "entry_point", f"import failed: {exc!r}"))
         for module_name in self.modules:
             try:
-                module = importlib.import_module(module_name)
-                self.pm.register(module, name=module_name)
+                out.append(_Candidate(module_name, importlib.import_module(module_name), "module"))
             except Exception as exc:
                 log.warning("plugin module %s refused: %r", module_name, exc)
-                self.statuses[module_name] = PluginStatus(
-                    name=module_name, status="refused", reason=f"import failed: {exc!r}"
-                )
-                continue
-            self.statuses[module_name] = PluginStatus(name=module_name, status="active")
+                out.append(_Candidate(module_name, None, "module", f"import failed: {exc!r}"))
         for name, plugin in extra:
-            self.pm.register(plugin, name=name)
-            self.statuses[name] = PluginStatus(name=name, status="active")
-        self._refuse_unknown_hooks()
+            out.append(_Candidate(name, plugin, "extra"))
+        return out
 
-    def _refuse_unknown_hooks(self) -> None:
+    def _set(self, cand: _Candidate, status: str, reason: str = "") -> None:
+        m = cand.manifest
+        self.statuses[cand.name] = PluginStatus(
+            name=cand.name,
+            version=m.version if m else "",
+            status=status,
+            reason=reason,
+            provides=list(m.provides) if m else [],
+            requires=list(m.requires) if m else [],
+            essential=bool(m and m.essential),
+            builtin=cand.source == "builtin",
+            source=cand.source,
+        )
+        if status == REFUSED:
+            log.warning("plugin %s refused: %s", cand.name, reason)
+
+    def _check(self, cand: _Candidate, accepted: list[_Candidate]) -> str | None:
+        """Everything but requirements; return the status when the plugin is set aside."""
+        if cand.error:
+            self._set(cand, REFUSED, cand.error)
+            return REFUSED
+        if cand.manifest is None:
+            raw = getattr(cand.obj, "MANIFEST", None)
+            if raw is None:
+                if cand.source == "entry_point":
+                    self._set(cand, REFUSED, "no MANIFEST: the plugin object must carry one")
+                    return REFUSED
+                # plugin_modules and caller-passed objects (development, tests) may go
+                # without one: they get a permissive manifest under their own name.
+                raw = {"name": cand.name, "version": "0.0.0.dev0", "core_api": ">=0"}
+            try:
+                cand.manifest = manifest_from_dict(raw)
+            except (ManifestError, TypeError, ValueError) as exc:
+                self._set(cand, REFUSED, f"invalid manifest: {exc}")
+                return REFUSED
+            if cand.source == "entry_point" and cand.manifest.name != cand.name:
+                self._set(
+                    cand,
+                    REFUSED,
+                    f"entry point name {cand.name!r} differs from manifest name "
+                    f"{cand.manifest.name!r}",
+                )
+                return REFUSED
+            if cand.source in ("module", "extra"):
+                cand.name = cand.manifest.name
+        manifest = cand.manifest
+        if cand.name in self.statuses or any(a.name == cand.name for a in accepted):
+            cand.name = f"{cand.name} ({cand.source})"
+            self._set(cand, REFUSED, "another plugin already has this name")
+            return REFUSED
+        unknown = self._unknown_hooks(cand.obj)
+        if unknown:
+            self._set(cand, REFUSED, f"implements unknown hook {unknown[0]!r}")
+            return REFUSED
+        if not manifest.compatible_with(self.core_api):
+            self._set(
+                cand,
+                REFUSED,
+                f"core_api {manifest.core_api!r} does not accept this core's API {self.core_api}",
+            )
+            return REFUSED
+        for entry in self.blocklist:
+            if entry.name == manifest.name and Version(manifest.version) < Version(
+                entry.lowest_good_version
+            ):
+                self._set(
+                    cand,
+                    REFUSED,
+                    f"version {manifest.version} is blocklisted (use "
+                    f">={entry.lowest_good_version}): {entry.reason or 'no reason given'}",
+                )
+                return REFUSED
+        off = cand.name in self.disabled or self.state.get(cand.name) is False
+        if off:
+            if manifest.essential:
+                log.warning("plugin %s is essential and cannot be disabled", cand.name)
+            else:
+                why = (
+                    "listed in disabled_plugins"
+                    if cand.name in self.disabled
+                    else "disabled by an operator"
+                )
+                self._set(cand, DISABLED, why)
+                return DISABLED
+        return None
+
+    @staticmethod
+    def _unknown_hooks(plugin: object) -> list[str]:
         known = {name for name in dir(hookspecs) if not name.startswith("_")}
-        for plugin in list(self.pm.get_plugins()):
-            name = self.pm.get_name(plugin) or repr(plugin)
-            for hookimpl_name in dir(plugin):
-                attr = getattr(plugin, hookimpl_name, None)
-                if (
-                    callable(attr)
-                    and hasattr(attr, f"{PROJECT_NAME}_impl")
-                    and hookimpl_name not in known
-                ):
-                    self.pm.unregister(plugin)
-                    self.statuses[name] = PluginStatus(
-                        name=name,
-                        status="refused",
-                        reason=f"implements unknown hook {hookimpl_name!r}",
-                    )
-                    log.warning("plugin %s refused: unknown hook %s", name, hookimpl_name)
-                    break
-        self.pm.check_pending()
+        unknown = []
+        for attr_name in dir(plugin):
+            attr = getattr(plugin, attr_name, None)
+            if callable(attr) and hasattr(attr, f"{PROJECT_NAME}_impl") and attr_name not in known:
+                unknown.append(attr_name)
+        return unknown
+
+    def _resolve(self, accepted: list[_Candidate]) -> list[_Candidate]:
+        """Refuse missing requirements and cycles; return the rest in load order."""
+        pool = list(accepted)
+        while True:
+            changed = True
+            while changed:
+                changed = False
+                for cand in list(pool):
+                    missing = self._missing(cand, pool)
+                    if missing:
+                        pool.remove(cand)
+                        self._set(cand, REFUSED, f"missing requirement {missing!r}")
+                        changed = True
+            order, cycle = self._toposort(pool)
+            if not cycle:
+                return order
+            path = " -> ".join([*cycle, cycle[0]])
+            for cand in list(pool):
+                if cand.name in cycle:
+                    pool.remove(cand)
+                    self._set(cand, REFUSED, f"dependency cycle: {path}")
+
+    @staticmethod
+    def _providers(requirement: str, pool: list[_Candidate]) -> list[_Candidate]:
+        if is_capability(requirement):
+            return [c for c in pool if c.manifest and requirement in c.manifest.provides]
+        return [c for c in pool if c.name == requirement]
+
+    def _missing(self, cand: _Candidate, pool: list[_Candidate]) -> str:
+        assert cand.manifest is not None
+        for req in cand.manifest.requires:
+            if not [p for p in self._providers(req, pool) if p is not cand]:
+                return req
+        return ""
+
+    def _toposort(self, pool: list[_Candidate]) -> tuple[list[_Candidate], list[str]]:
+        """Kahn's algorithm, stable in discovery order; else one cycle's names."""
+        deps: dict[str, set[str]] = {}
+        for cand in pool:
+            assert cand.manifest is not None
+            deps[cand.name] = {
+                p.name
+                for req in cand.manifest.requires
+                for p in self._providers(req, pool)
+                if p is not cand
+            }
+        order: list[_Candidate] = []
+        done: set[str] = set()
+        remaining = list(pool)
+        while remaining:
+            ready = [c for c in remaining if deps[c.name] <= done]
+            if not ready:
+                return order, self._find_cycle(deps, {c.name for c in remaining})
+            first = ready[0]
+            order.append(first)
+            done.add(first.name)
+            remaining.remove(first)
+        return order, []
+
+    @staticmethod
+    def _find_cycle(deps: dict[str, set[str]], names: set[str]) -> list[str]:
+        # Every remaining node has a remaining dependency: walking one finds a cycle.
+        start = sorted(names)[0]
+        path: list[str] = []
+        node = start
+        while node not in path:
+            path.append(node)
+            node = sorted(deps[node] & names)[0]
+        return path[path.index(node) :]
+
+    def _register(self, cand: _Candidate) -> None:
+        assert cand.manifest is not None
+        try:
+            self.pm.register(cand.obj, name=cand.name)
+        except Exception as exc:
+            self._set(cand, REFUSED, f"registration failed: {exc}")
+            return
+        self._set(cand, ACTIVE)
+        self.statuses[cand.name].hooks = sorted(
+            h.name for h in self.pm.get_hookcallers(cand.obj) or ()
+        )
+        self.manifests[cand.name] = cand.manifest
+        self.order.append(cand.name)
 
     # Calling ---------------------------------------------------------------------------
+
+    def _call(self, impl: Any, hook_name: str, kwargs: Mapping[str, Any]) -> Any:
+        accepted = {k: v for k, v in kwargs.items() if k in impl.argnames}
+        function: Callable[..., Any] = impl.function
+        if not self.trace:
+            return function(**accepted)
+        start = time.perf_counter()
+        outcome = "ok"
+        try:
+            return function(**accepted)
+        except BaseException:
+            outcome = "raised"
+            raise
+        finally:
+            trace_log.info(
+                "hook %s plugin %s %s in %.3f ms",
+                hook_name,
+                impl.plugin_name,
+                outcome,
+                (time.perf_counter() - start) * 1000,
+            )
 
     def _collect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call every implementation, one at a time, so one failure names its plugin."""
         hook = getattr(self.pm.hook, hook_name)
         out: list[tuple[str, Any]] = []
         for impl in reversed(hook.get_hookimpls()):
-            accepted = {k: v for k, v in kwargs.items() if k in impl.argnames}
             try:
-                result = impl.function(**accepted)
+                result = self._call(impl, hook_name, kwargs)
             except Exception as exc:
                 self._degrade(impl.plugin_name, hook_name, exc)
                 raise HookFailed(impl.plugin_name, hook_name, exc) from exc
@@ -146,8 +426,8 @@ class PluginHost:
     def _degrade(self, plugin: str, hook: str, exc: BaseException) -> None:
         log.error("plugin %s failed in hook %s", plugin, hook, exc_info=exc)
         status = self.statuses.get(plugin)
-        if status is not None and status.status == "active":
-            status.status = "degraded"
+        if status is not None and status.status == ACTIVE:
+            status.status = DEGRADED
             status.reason = f"hook {hook} raised {exc!r}"
 
     def _flatten(self, hook_name: str) -> list[tuple[str, Any]]:
@@ -173,10 +453,16 @@ class PluginHost:
         """Deliver to every subscriber; failures are contained and returned, not raised."""
         failures: list[HookFailed] = []
         for impl in reversed(self.pm.hook.on_event.get_hookimpls()):
-            kwargs = {"event": event, "event_id": event_id}
             try:
-                impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+                self._call(impl, "on_event", {"event": event, "event_id": event_id})
             except Exception as exc:
                 self._degrade(impl.plugin_name, "on_event", exc)
                 failures.append(HookFailed(impl.plugin_name, "on_event", exc))
         return failures
+
+    def status_list(self) -> list[PluginStatus]:
+        return sorted(self.statuses.values(), key=lambda s: s.name)
+
+
+def json_statuses(statuses: Sequence[PluginStatus]) -> str:
+    return json.dumps(msgspec.to_builtins(list(statuses)), indent=2)

@@ -1,0 +1,5 @@
+import sys
+
+from gakwaya_marketplace.cli import main
+
+sys.exit(main())
