@@ -17,7 +17,7 @@ from gakwaya.auth.principal import OrgContext, Principal, set_audit_target
 from gakwaya.db.base import utcnow
 from gakwaya.db.models import ApiKey
 from gakwaya.kernel import Kernel
-from gakwaya.orgs.events import publish_all
+from gakwaya.orgs.events import commit_and_publish
 from gakwaya.pagination import DEFAULT_LIMIT, LimitQuery, Page, parse_cursor
 from gakwaya_sdk.events import Event
 
@@ -87,8 +87,7 @@ def api_keys_create(
         created_by=principal.user_id,
         events=events,
     )
-    db.commit()
-    publish_all(kernel, events)
+    commit_and_publish(db, kernel, events)
     set_audit_target(request, "api_key", key.id, prefix=key.prefix, scopes=list(key.scopes))
     view = key_view(key, principal.email)
     return ApiKeyIssued(**msgspec.structs.asdict(view), key=secret)
@@ -144,8 +143,7 @@ def api_keys_revoke(
         actor_role=current_org.role,
         events=events,
     )
-    db.commit()
-    publish_all(kernel, events)
+    commit_and_publish(db, kernel, events)
     set_audit_target(request, "api_key", key_id, prefix=key.prefix)
 
 

@@ -20,7 +20,7 @@ from gakwaya.auth.principal import OrgContext, Principal, set_audit_target, stat
 from gakwaya.db.models import Invitation, Membership, Organization, User
 from gakwaya.kernel import Kernel
 from gakwaya.orgs import services
-from gakwaya.orgs.events import publish_all
+from gakwaya.orgs.events import commit_and_publish
 from gakwaya.orgs.schemas import (
     InvitationAccept,
     InvitationCreate,
@@ -70,11 +70,6 @@ def _invitation_view(
     )
 
 
-def _commit(db: Session, kernel: Kernel, events: list[Event]) -> None:
-    db.commit()
-    publish_all(kernel, events)
-
-
 # Organizations -----------------------------------------------------------------------------
 
 
@@ -93,7 +88,7 @@ def orgs_create(
     org = services.create_org(
         db, slug=data.slug, name=data.name, owner_id=principal.user_id, events=events
     )
-    _commit(db, kernel, events)
+    commit_and_publish(db, kernel, events)
     state_of(request)["audit_org_id"] = org.id
     set_audit_target(request, "org", org.id, slug=org.slug)
     return _org_view(org, Role.OWNER)
@@ -155,7 +150,7 @@ def orgs_update(
     org = services.update_org(
         db, org_id=current_org.id, name=data.name, actor_id=principal.user_id, events=events
     )
-    _commit(db, kernel, events)
+    commit_and_publish(db, kernel, events)
     set_audit_target(request, "org", org.id, name=org.name)
     return _org_view(org, current_org.role)
 
@@ -185,7 +180,7 @@ def orgs_delete(
     services.delete_org(
         db, org_id=current_org.id, confirm=typed, actor_id=principal.user_id, events=events
     )
-    _commit(db, kernel, events)
+    commit_and_publish(db, kernel, events)
     set_audit_target(request, "org", current_org.id, slug=current_org.slug)
 
 
@@ -216,7 +211,7 @@ def orgs_leave(
         events=events,
         reason="left",
     )
-    _commit(db, kernel, events)
+    commit_and_publish(db, kernel, events)
     set_audit_target(request, "member", principal.user_id, role=current_org.role.value)
 
 
@@ -281,7 +276,7 @@ def members_update(
         actor_role=current_org.role,
         events=events,
     )
-    _commit(db, kernel, events)
+    commit_and_publish(db, kernel, events)
     return _member_view(member, user)
 
 
@@ -311,7 +306,7 @@ def members_remove(
         actor_role=current_org.role,
         events=events,
     )
-    _commit(db, kernel, events)
+    commit_and_publish(db, kernel, events)
     set_audit_target(request, "member", user_id, role=member.role)
 
 
@@ -347,7 +342,7 @@ def invitations_create(
         inviter_role=current_org.role,
         events=events,
     )
-    _commit(db, kernel, events)
+    commit_and_publish(db, kernel, events)
     set_audit_target(request, "invitation", inv.id)
     view = _invitation_view(inv, principal.email)
     return InvitationIssued(
@@ -406,7 +401,7 @@ def invitations_revoke(
         actor_id=principal.user_id,
         events=events,
     )
-    _commit(db, kernel, events)
+    commit_and_publish(db, kernel, events)
     set_audit_target(request, "invitation", invitation_id, email=inv.email)
 
 
@@ -438,7 +433,7 @@ def invitations_accept(
     """Accept an invitation sent to the signed-in user's email address (no API keys)."""
     events: list[Event] = []
     acc = services.accept_invitation(db, token=data.token, user_id=principal.user_id, events=events)
-    _commit(db, kernel, events)
+    commit_and_publish(db, kernel, events)
     state_of(request)["audit_org_id"] = acc.org.id
     set_audit_target(request, "invitation", acc.invitation.id, role=acc.invitation.role)
     return _joined(acc)
@@ -464,7 +459,7 @@ def invitations_register(
     acc = services.register_from_invitation(
         db, kernel, token=data.token, password=data.password, name=data.name, events=events
     )
-    _commit(db, kernel, events)
+    commit_and_publish(db, kernel, events)
     state = state_of(request)
     state["audit_actor"] = ("user", str(acc.user.id), acc.user.email)
     state["audit_org_id"] = acc.org.id

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from gakwaya_sdk.events import Event
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from gakwaya.kernel import Kernel
 
 
@@ -93,3 +95,10 @@ def publish_all(kernel: Kernel, events: Iterable[Event]) -> None:
     """Publish events collected by a service call; call it after the commit."""
     for event in events:
         kernel.events.publish(event)
+
+
+def commit_and_publish(db: Session, kernel: Kernel, events: Iterable[Event]) -> None:
+    """Commit the service call's changes, then publish the events it collected, so
+    subscribers never see an event for a change that was rolled back."""
+    db.commit()
+    publish_all(kernel, events)
