@@ -15,6 +15,7 @@ from litestar.testing import TestClient
 
 from gakwaya.app import create_app
 from gakwaya.kernel import Kernel
+from gakwaya.orgs.events import MemberAdded
 from gakwaya.settings import Settings
 from tests.conftest import make_key, make_org, make_user
 
@@ -35,6 +36,13 @@ def test_hook_reference_examples_work(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module = example_module(monkeypatch)
+    # What the plugin's packaged gakwaya-plugin.toml would say.
+    module.MANIFEST = {  # type: ignore[attr-defined]
+        "name": "hooks-md",
+        "version": "1.0",
+        "core_api": ">=0.1,<0.2",
+        "provides": ["notifier:log"],
+    }
     received: list[Any] = []
     module.on_event = _recording(module.on_event, received)  # type: ignore[attr-defined]
     settings = Settings(
@@ -57,6 +65,13 @@ def test_hook_reference_examples_work(
             event_id = kernel.events.publish(module.Greeted(org_id=org.id, name="ada"))
             assert any(e == event_id for _, e in received)
 
+            notifier = kernel.plugins.provider("notifier:log")
+            assert isinstance(notifier, module.LogNotifier)
+            assert kernel.plugins.providers("notifier") == {"notifier:log": notifier}
+            kernel.events.publish(MemberAdded(org_id=org.id, user_id=1, role="viewer", via="cli"))
+            assert notifier.sent == ["new member"]
+            assert kernel.plugins.statuses["hooks-md"].status == "active"
+
             job = kernel.jobs.enqueue("hello.greet", org_id=org.id, arguments={"name": "ada"})
             deadline = time.monotonic() + 30
             while kernel.jobs.get(job.id).state not in ("succeeded", "failed"):
@@ -71,8 +86,8 @@ def _recording(original: Any, sink: list[Any]) -> Any:
     from gakwaya_sdk import hookimpl
 
     @hookimpl
-    def on_event(event: Any, event_id: int) -> None:
+    def on_event(event: Any, event_id: int, panel: Any) -> None:
         sink.append((event, event_id))
-        original(event, event_id)
+        original(event, event_id, panel)
 
     return on_event

@@ -225,15 +225,23 @@ def test_no_trace_by_default(settings: Settings, caplog: pytest.LogCaptureFixtur
 # Real entry points: a distribution on a temporary sys.path entry -------------------------
 
 
-def _distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **modules: str) -> None:
-    """Make ``importlib.metadata`` find a distribution whose entry points are ``modules``."""
+def _distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **packages: str) -> None:
+    """Make ``importlib.metadata`` find a distribution whose entry points are ``packages``.
+
+    Each value is the package's ``gakwaya-plugin.toml`` ("" for none); a value
+    starting with ``raise`` is the package's code instead (an import failure)."""
     dist = tmp_path / "gakwaya_fake-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gakwaya-fake\nVersion: 1.0\n")
-    lines = "".join(f"{name} = {name.replace('-', '_')}\n" for name in modules)
+    lines = "".join(f"{name} = {name.replace('-', '_')}.plugin\n" for name in packages)
     (dist / "entry_points.txt").write_text(f"[gakwaya.plugins]\n{lines}")
-    for name, source in modules.items():
-        (tmp_path / f"{name.replace('-', '_')}.py").write_text(source)
+    for name, text in packages.items():
+        package = tmp_path / name.replace("-", "_")
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "plugin.py").write_text(text if text.startswith("raise") else "X = 1\n")
+        if text and not text.startswith("raise"):
+            (package / "gakwaya-plugin.toml").write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
 
 
@@ -242,19 +250,22 @@ def test_entry_points_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         tmp_path,
         monkeypatch,
         **{
-            "ep-good": 'MANIFEST = {"name": "ep-good", "version": "1", "core_api": ">=0.1"}\n',
-            "ep-bare": "X = 1\n",
-            "ep-renamed": 'MANIFEST = {"name": "other", "version": "1", "core_api": ">=0.1"}\n',
+            "ep-good": 'name = "ep-good"\nversion = "1"\ncore_api = ">=0.1"\n',
+            "ep-bare": "",
+            "ep-renamed": 'name = "other"\nversion = "1"\ncore_api = ">=0.1"\n',
+            "ep-invalid": 'name = "ep-invalid"\nversion = "one"\ncore_api = ">=0.1"\n',
             "ep-broken": "raise RuntimeError('boom')\n",
         },
     )
     host = _host()
     assert host.statuses["ep-good"].status == "active"
     assert host.statuses["ep-good"].source == "entry_point"
-    assert _status(host, "ep-bare") == (
-        "refused",
-        "no MANIFEST: the plugin object must carry one",
-    )
+    assert host.manifests["ep-good"].version == "1"
+    status, reason = _status(host, "ep-bare")
+    assert status == "refused"
+    assert "package 'ep_bare' ships no gakwaya-plugin.toml" in reason
+    status, reason = _status(host, "ep-invalid")
+    assert status == "refused" and "'version'" in reason and "PEP 440" in reason
     status, reason = _status(host, "ep-renamed")
     assert status == "refused" and "differs from manifest name 'other'" in reason
     status, reason = _status(host, "ep-broken")

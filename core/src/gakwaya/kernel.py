@@ -16,6 +16,7 @@ from gakwaya.audit.log import AuditLog
 from gakwaya.auth.catalogue import PermissionCatalogue
 from gakwaya.db import Database
 from gakwaya.plugins.host import PluginHost, load_blocklist
+from gakwaya.plugins.panel import KernelPanel
 from gakwaya.plugins.state import read_state
 from gakwaya.security.crypto import SecretBox, load_or_create_key
 from gakwaya.settings import Settings, load_settings
@@ -23,6 +24,7 @@ from gakwaya.settings import Settings, load_settings
 if TYPE_CHECKING:
     from redis import Redis
 
+    from gakwaya.db.migrate import BranchState
     from gakwaya.events.bus import EventBus
     from gakwaya.jobs.queue import JobQueue
 
@@ -45,6 +47,7 @@ class Kernel:
             else (),
             trace=settings.plugin_trace,
         )
+        self.plugins.panel = KernelPanel(self)
         self.plugins.load(extra=extra_plugins or [])
         self.permissions = PermissionCatalogue(self.plugins.permissions())
         self.audit = AuditLog(self.db, self.box)
@@ -52,6 +55,19 @@ class Kernel:
     @classmethod
     def create(cls, settings: Settings | None = None, **kwargs: Any) -> Kernel:
         return cls(settings or load_settings(), **kwargs)
+
+    def migrate(self) -> list[BranchState]:
+        """Core's migrations, then every active plugin's branch in load order.
+
+        A plugin whose branch is refused (or fails) is marked degraded with the
+        reason, since its tables are missing or old; the others migrate."""
+        from gakwaya.db.migrate import upgrade
+
+        states = upgrade(self.db.engine, self.plugins.migration_dirs())
+        for state in states:
+            if state.error:
+                self.plugins._mark_degraded(state.name, state.error)
+        return states
 
     @cached_property
     def redis(self) -> Redis | None:

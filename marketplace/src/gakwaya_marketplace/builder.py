@@ -35,9 +35,7 @@ from packaging.version import InvalidVersion, Version
 
 from gakwaya_marketplace.errors import WheelRefused
 from gakwaya_marketplace.index import Index, Plugin, Release
-from gakwaya_sdk.manifest import ManifestError, manifest_from_dict
-
-MANIFEST_FILE = "gakwaya-plugin.toml"
+from gakwaya_sdk.manifest import MANIFEST_FILE, ManifestError, manifest_from_dict
 
 
 @dataclass(frozen=True, kw_only=True)

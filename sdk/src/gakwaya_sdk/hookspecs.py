@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gakwaya_sdk.context import Panel
 from gakwaya_sdk.events import Event
 from gakwaya_sdk.jobs import JobType
 from gakwaya_sdk.markers import hookspec
@@ -66,7 +67,36 @@ def register_jobs() -> Sequence[JobType]:
 
 
 @hookspec
-def on_event(event: Event, event_id: int) -> None:
+def register_providers() -> Sequence[Any]:
+    """Supply capabilities: a runtime, a builder, a proxy, a notifier…
+
+    Called once at start-up. Return provider objects, each with a
+    ``capability`` attribute ``kind:name`` that your manifest lists under
+    ``provides`` and the methods of that kind's protocol in
+    :mod:`gakwaya_sdk.providers`. A provider that fails these checks is left
+    out and the plugin is marked degraded, with the reason. Two plugins
+    providing the same capability: the one loaded first (its dependencies
+    before it) wins, and the other is reported.
+    """
+
+
+@hookspec
+def register_migrations() -> str | None:
+    """Point the kernel at your plugin's Alembic migrations.
+
+    Return the directory of your revision files (usually
+    ``str(Path(__file__).parent / "migrations")``), or ``None``. Your first
+    revision has ``down_revision = None`` and ``branch_labels =
+    ("<your plugin name>",)``; the kernel's revisions are on the ``core``
+    branch. ``gakwaya migrate`` upgrades ``core`` first, then each enabled
+    plugin's branch in load order (a plugin's ``requires`` before it), so your
+    tables may reference core tables and those of the plugins you require.
+    Name your tables with your plugin's name as prefix (``hello_greetings``).
+    """
+
+
+@hookspec
+def on_event(event: Event, event_id: int, panel: Panel) -> None:
     """Receive every published event, in every process.
 
     Called after the event is stored, once per process: in the process that
@@ -77,5 +107,6 @@ def on_event(event: Event, event_id: int) -> None:
     ``event`` is the typed event (an instance of a registered :class:`Event`
     subclass); ``event_id`` is its id in the stored event log, increasing, the
     same in every process, so a subscriber can use it to skip duplicates.
+    ``panel`` gives the kernel's services (:class:`gakwaya_sdk.context.Panel`).
     The return value is ignored.
     """

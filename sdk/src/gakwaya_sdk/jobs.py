@@ -18,9 +18,12 @@ that handles other secrets must keep them out of what it logs or raises.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
+
+if TYPE_CHECKING:
+    from gakwaya_sdk.context import Panel
 
 
 class JobCancelled(Exception):
@@ -33,6 +36,8 @@ class JobContext(Protocol):
     job_id: str
     org_id: int | None
     attempt: int
+    #: The kernel's services (settings, events, jobs, providers).
+    panel: Panel
 
     def log(self, line: str) -> None:
         """Append one line to the job's stored log."""

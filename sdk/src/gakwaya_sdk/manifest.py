@@ -1,10 +1,13 @@
 """The plugin manifest: what a plugin is, needs and provides.
 
-A plugin declares it in its ``pyproject.toml`` under ``[tool.gakwaya.plugin]``
-(read with :func:`load_manifest` by tooling and the marketplace). Since
-``[tool.*]`` tables do not reach wheel metadata, the installed plugin exposes the
-same data at run time as a ``MANIFEST`` attribute of the object its entry point
-names (a dict or a :class:`Manifest`); the host reads that attribute.
+A plugin declares it in its ``pyproject.toml`` under ``[tool.gakwaya.plugin]``;
+``version`` may be left out there, and is then the project's version. Since
+``[tool.*]`` tables do not reach wheel metadata, the same data ships inside the
+package as :data:`MANIFEST_FILE` (``<package>/gakwaya-plugin.toml``), written
+from the pyproject by ``python -m gakwaya_sdk manifest write`` and checked
+against it by ``python -m gakwaya_sdk manifest check``. The plugin host and the
+marketplace read that packaged file (:func:`read_packaged_manifest`), so the
+pyproject stays the one place an author edits.
 
 ``core_api`` is a PEP 440 specifier set matched against :data:`CORE_API_VERSION`,
 the version of the contract in this SDK (hookspecs, types). It changes only when
@@ -16,9 +19,11 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from importlib import resources
 from typing import Any
 
 import msgspec
+import tomli_w
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -32,6 +37,10 @@ CAPABILITY_PATTERN = r"^[a-z][a-z0-9_-]*:[a-z0-9][a-z0-9._-]*$"
 PERMISSION_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 SETTING_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 SETTING_TYPES = ("str", "int", "float", "bool", "list[str]")
+SETTING_SCOPES = ("installation", "organization")
+
+#: The manifest's file name inside a plugin's top-level package.
+MANIFEST_FILE = "gakwaya-plugin.toml"
 
 _NAME = re.compile(NAME_PATTERN)
 _CAPABILITY = re.compile(CAPABILITY_PATTERN)
@@ -52,9 +61,15 @@ class SettingField(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     name: str
     type: str = "str"
+    #: Stored encrypted, never shown back (only whether it is set).
     secret: bool = False
     default: Any = None
     description: str = ""
+    #: ``installation`` (one value, set by a superuser) or ``organization`` (each
+    #: organization's admins may set their own; the installation value is the default).
+    scope: str = "installation"
+    #: The plugin cannot work until it is set (no default): listed as missing.
+    required: bool = False
 
 
 class Manifest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -125,11 +140,42 @@ def validate_manifest(manifest: Manifest) -> Manifest:
                 f"{setting.name!r} has type {setting.type!r}; "
                 f"expected one of {', '.join(SETTING_TYPES)}",
             )
+        if setting.scope not in SETTING_SCOPES:
+            raise ManifestError(
+                "settings",
+                f"{setting.name!r} has scope {setting.scope!r}; "
+                f"expected one of {', '.join(SETTING_SCOPES)}",
+            )
+        if setting.default is not None:
+            try:
+                setting_value(setting, setting.default)
+            except ValueError as exc:
+                raise ManifestError("settings", f"{setting.name!r} default: {exc}") from None
     for field in ("homepage", "docs"):
         url = getattr(manifest, field)
         if url and not url.startswith(("https://", "http://")):
             raise ManifestError(field, f"{url!r} is not an http(s) URL")
     return manifest
+
+
+_SETTING_PYTHON_TYPES: dict[str, Any] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "list[str]": list[str],
+}
+
+
+def setting_value(setting: SettingField, value: Any) -> Any:
+    """``value`` converted to the setting's type; ``ValueError`` names the rule broken.
+
+    Strict: ``"1"`` is not an int and ``1`` is not a bool (a form or the API
+    sends JSON of the right type)."""
+    try:
+        return msgspec.convert(value, _SETTING_PYTHON_TYPES[setting.type], strict=True)
+    except msgspec.ValidationError:
+        raise ValueError(f"must be of type {setting.type}") from None
 
 
 def manifest_from_dict(data: Mapping[str, Any] | Manifest) -> Manifest:
@@ -161,4 +207,57 @@ def load_manifest(pyproject: str | Mapping[str, Any]) -> Manifest:
     table = data.get("tool", {}).get("gakwaya", {}).get("plugin")
     if not isinstance(table, Mapping):
         raise ManifestError("tool.gakwaya.plugin", "the table is missing")
+    table = dict(table)
+    if "version" not in table:
+        version = data.get("project", {}).get("version")
+        if not isinstance(version, str):
+            raise ManifestError(
+                "version", "set it in [tool.gakwaya.plugin] or as a static [project] version"
+            )
+        table["version"] = version
     return manifest_from_dict(table)
+
+
+def manifest_toml(manifest: Manifest) -> str:
+    """The packaged file's text for ``manifest`` (defaults left out, keys sorted)."""
+    defaults = Manifest(name="", version="", core_api="")
+    data: dict[str, Any] = {}
+    for field in manifest.__struct_fields__:
+        value = getattr(manifest, field)
+        if field != "settings" and value == getattr(defaults, field):
+            continue
+        data[field] = value
+    data["settings"] = [
+        {k: v for k, v in msgspec.to_builtins(s).items() if v is not None}
+        for s in manifest.settings
+    ]
+    if not data["settings"]:
+        del data["settings"]
+    header = "# Written by 'python -m gakwaya_sdk manifest write' from pyproject.toml.\n"
+    return header + tomli_w.dumps(data)
+
+
+def parse_manifest_toml(text: str | bytes) -> Manifest:
+    """Read a packaged manifest file's text."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ManifestError(MANIFEST_FILE, "is not UTF-8") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(MANIFEST_FILE, f"not valid TOML: {exc}") from None
+    return manifest_from_dict(data)
+
+
+def read_packaged_manifest(package: str) -> Manifest | None:
+    """The manifest shipped in the installed ``package`` (a top-level import name),
+    or ``None`` when the package has no :data:`MANIFEST_FILE`."""
+    try:
+        resource = resources.files(package).joinpath(MANIFEST_FILE)
+    except (ModuleNotFoundError, TypeError):
+        return None
+    if not resource.is_file():
+        return None
+    return parse_manifest_toml(resource.read_bytes())

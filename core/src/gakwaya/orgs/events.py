@@ -35,7 +35,8 @@ class OrgDeleted(Event, tag="org.deleted"):
 class MemberAdded(Event, tag="member.added"):
     user_id: int
     role: str
-    #: "created" (founder of the org), "invitation" or "cli".
+    #: "created" (founder of the org), "invitation", "cli" or "testing" (the
+    #: ``gakwaya_org`` fixtures of :mod:`gakwaya.testing`).
     via: str
 
 

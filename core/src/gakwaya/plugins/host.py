@@ -7,8 +7,10 @@ third-party plugin is, with an essential manifest.
 
 Loading never crashes the panel. Each candidate (built-in module, entry point of
 group ``gakwaya.plugins``, ``plugin_modules`` entry, or object passed by the
-caller) goes through, in order: import, manifest (the object's ``MANIFEST``
-attribute, see :mod:`gakwaya_sdk.manifest`), unknown hooks, ``core_api``,
+caller) goes through, in order: import, manifest (the ``gakwaya-plugin.toml``
+shipped in the plugin's package, see :mod:`gakwaya_sdk.manifest`; objects given
+by the caller or ``plugin_modules`` may carry a ``MANIFEST`` attribute instead),
+unknown hooks, ``core_api``,
 blocklist, operator disable, then requirements and cycles. A failure gives the
 plugin a :class:`PluginStatus` with status ``refused`` (or ``disabled``) and a
 reason, and the others load in the order their ``requires`` impose.
@@ -17,6 +19,7 @@ reason, and the others load in the order their ``requires`` impose.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 import time
@@ -32,16 +35,20 @@ from packaging.version import InvalidVersion, Version
 import gakwaya
 from gakwaya.settings import SettingsError
 from gakwaya_sdk import PROJECT_NAME, hookspecs
+from gakwaya_sdk.context import Panel
 from gakwaya_sdk.events import Event
 from gakwaya_sdk.jobs import JobType
 from gakwaya_sdk.manifest import (
     CORE_API_VERSION,
+    MANIFEST_FILE,
     Manifest,
     ManifestError,
     is_capability,
     manifest_from_dict,
+    read_packaged_manifest,
 )
 from gakwaya_sdk.permissions import Permission
+from gakwaya_sdk.providers import check_provider
 
 log = logging.getLogger("gakwaya.plugins")
 trace_log = logging.getLogger("gakwaya.plugins.trace")
@@ -135,14 +142,22 @@ def builtin_manifest(name: str) -> Manifest:
 
 
 class _Candidate:
-    __slots__ = ("error", "manifest", "name", "obj", "source", "status")
+    __slots__ = ("error", "manifest", "name", "obj", "package", "source", "status")
 
-    def __init__(self, name: str, obj: object | None, source: str, error: str = "") -> None:
+    def __init__(
+        self, name: str, obj: object | None, source: str, error: str = "", package: str = ""
+    ) -> None:
         self.name = name
         self.obj = obj
         self.source = source
         self.error = error
+        #: Top-level package whose ``gakwaya-plugin.toml`` is the manifest.
+        self.package = package
         self.manifest: Manifest | None = None
+
+
+def _top_package(module_path: str) -> str:
+    return module_path.split(":", 1)[0].split(".", 1)[0]
 
 
 class PluginHost:
@@ -169,6 +184,11 @@ class PluginHost:
         self.manifests: dict[str, Manifest] = {}
         #: Names in the order they were registered (``requires`` first).
         self.order: list[str] = []
+        #: capability → (plugin, provider), from ``register_providers``.
+        self.capabilities: dict[str, tuple[str, Any]] = {}
+        #: Passed to hook implementations that declare a ``panel`` parameter; the
+        #: kernel sets it once its services exist.
+        self.panel: Panel | None = None
 
     # Loading -------------------------------------------------------------------------
 
@@ -181,6 +201,7 @@ class PluginHost:
                 accepted.append(cand)
         for cand in self._resolve(accepted):
             self._register(cand)
+        self._collect_providers()
 
     def _candidates(self, extra: Sequence[tuple[str, object]]) -> list[_Candidate]:
         out: list[_Candidate] = []
@@ -192,17 +213,24 @@ class PluginHost:
             cand.manifest = builtin_manifest(name)
             out.append(cand)
         for ep in entry_points(group=ENTRY_POINT_GROUP):
+            package = _top_package(ep.value)
             try:
-                out.append(_Candidate(ep.name, ep.load(), "entry_point"))
+                out.append(_Candidate(ep.name, ep.load(), "entry_point", package=package))
             except Exception as exc:
                 log.warning("plugin %s refused: %r", ep.name, exc)
-                out.append(_Candidate(ep.name, None, "entry_point", f"import failed: {exc!r}"))
+                out.append(
+                    _Candidate(ep.name, None, "entry_point", f"import failed: {exc!r}", package)
+                )
         for module_name in self.modules:
+            package = _top_package(module_name)
             try:
-                out.append(_Candidate(module_name, importlib.import_module(module_name), "module"))
+                module = importlib.import_module(module_name)
+                out.append(_Candidate(module_name, module, "module", package=package))
             except Exception as exc:
                 log.warning("plugin module %s refused: %r", module_name, exc)
-                out.append(_Candidate(module_name, None, "module", f"import failed: {exc!r}"))
+                out.append(
+                    _Candidate(module_name, None, "module", f"import failed: {exc!r}", package)
+                )
         for name, plugin in extra:
             out.append(_Candidate(name, plugin, "extra"))
         return out
@@ -229,18 +257,18 @@ class PluginHost:
             self._set(cand, REFUSED, cand.error)
             return REFUSED
         if cand.manifest is None:
-            raw = getattr(cand.obj, "MANIFEST", None)
-            if raw is None:
-                if cand.source == "entry_point":
-                    self._set(cand, REFUSED, "no MANIFEST: the plugin object must carry one")
-                    return REFUSED
-                # plugin_modules and caller-passed objects (development, tests) may go
-                # without one: they get a permissive manifest under their own name.
-                raw = {"name": cand.name, "version": "0.0.0.dev0", "core_api": ">=0"}
             try:
-                cand.manifest = manifest_from_dict(raw)
+                cand.manifest = self._manifest_of(cand)
             except (ManifestError, TypeError, ValueError) as exc:
                 self._set(cand, REFUSED, f"invalid manifest: {exc}")
+                return REFUSED
+            if cand.manifest is None:
+                self._set(
+                    cand,
+                    REFUSED,
+                    f"no manifest: package {cand.package!r} ships no {MANIFEST_FILE} "
+                    "(write it with 'python -m gakwaya_sdk manifest write')",
+                )
                 return REFUSED
             if cand.source == "entry_point" and cand.manifest.name != cand.name:
                 self._set(
@@ -294,12 +322,33 @@ class PluginHost:
         return None
 
     @staticmethod
+    def _manifest_of(cand: _Candidate) -> Manifest | None:
+        """The packaged file for entry points; for development sources (plugin_modules,
+        objects given by the caller) a ``MANIFEST`` attribute wins, then the packaged
+        file, then a permissive manifest under the module's own name."""
+        if cand.source == "entry_point":
+            return read_packaged_manifest(cand.package)
+        raw = getattr(cand.obj, "MANIFEST", None)
+        if raw is not None:
+            return manifest_from_dict(raw)
+        if cand.package:
+            packaged = read_packaged_manifest(cand.package)
+            if packaged is not None:
+                return packaged
+        return manifest_from_dict({"name": cand.name, "version": "0.0.0.dev0", "core_api": ">=0"})
+
+    @staticmethod
     def _unknown_hooks(plugin: object) -> list[str]:
         known = {name for name in dir(hookspecs) if not name.startswith("_")}
         unknown = []
         for attr_name in dir(plugin):
             attr = getattr(plugin, attr_name, None)
-            if callable(attr) and hasattr(attr, f"{PROJECT_NAME}_impl") and attr_name not in known:
+            # As pluggy decides what is a hook implementation: a routine carrying the
+            # marker's dict. (A plain hasattr would take any object that answers every
+            # attribute, such as ``sqlalchemy.func``, for a hook.)
+            if not inspect.isroutine(attr) or attr_name in known:
+                continue
+            if isinstance(getattr(attr, f"{PROJECT_NAME}_impl", None), dict):
                 unknown.append(attr_name)
         return unknown
 
@@ -387,9 +436,58 @@ class PluginHost:
         self.manifests[cand.name] = cand.manifest
         self.order.append(cand.name)
 
+    def _collect_providers(self) -> None:
+        """Check each plugin's providers against its manifest and its kind's protocol."""
+        for plugin, result in self._collect_tolerant("register_providers"):
+            manifest = self.manifests[plugin]
+            for provider in result or ():
+                why = check_provider(provider, manifest.provides)
+                if not why:
+                    capability = provider.capability
+                    holder = self.capabilities.get(capability)
+                    if holder is None:
+                        self.capabilities[capability] = (plugin, provider)
+                        continue
+                    why = f"capability {capability!r} is already provided by {holder[0]!r}"
+                self._mark_degraded(plugin, f"provider refused: {why}")
+
+    def _collect_tolerant(self, hook_name: str) -> list[tuple[str, Any]]:
+        """Like :meth:`_collect`, but a failing plugin is degraded and skipped."""
+        hook = getattr(self.pm.hook, hook_name)
+        out: list[tuple[str, Any]] = []
+        for impl in _call_order(hook):
+            try:
+                out.append((impl.plugin_name, self._call(impl, hook_name, {})))
+            except Exception as exc:
+                self._degrade(impl.plugin_name, hook_name, exc)
+        return out
+
+    def _mark_degraded(self, plugin: str, reason: str) -> None:
+        log.error("plugin %s degraded: %s", plugin, reason)
+        status = self.statuses.get(plugin)
+        if status is not None and status.status in (ACTIVE, DEGRADED):
+            status.status = DEGRADED
+            status.reason = f"{status.reason}; {reason}" if status.reason else reason
+
+    def provider(self, capability: str) -> Any | None:
+        held = self.capabilities.get(capability)
+        return held[1] if held else None
+
+    def providers(self, kind: str) -> dict[str, Any]:
+        prefix = f"{kind}:"
+        return {c: p for c, (_, p) in self.capabilities.items() if c.startswith(prefix)}
+
+    def migration_dirs(self) -> list[tuple[str, str]]:
+        """(plugin, directory) of every active plugin's Alembic branch, in load order.
+        A plugin whose hook raises is degraded and left out: the others still migrate."""
+        found = dict(self._collect_tolerant("register_migrations"))
+        return [(name, str(found[name])) for name in self.order if found.get(name)]
+
     # Calling ---------------------------------------------------------------------------
 
     def _call(self, impl: Any, hook_name: str, kwargs: Mapping[str, Any]) -> Any:
+        if "panel" in impl.argnames and "panel" not in kwargs:
+            kwargs = {**kwargs, "panel": self.panel}
         accepted = {k: v for k, v in kwargs.items() if k in impl.argnames}
         function: Callable[..., Any] = impl.function
         if not self.trace:
@@ -414,7 +512,7 @@ class PluginHost:
         """Call every implementation, one at a time, so one failure names its plugin."""
         hook = getattr(self.pm.hook, hook_name)
         out: list[tuple[str, Any]] = []
-        for impl in reversed(hook.get_hookimpls()):
+        for impl in _call_order(hook):
             try:
                 result = self._call(impl, hook_name, kwargs)
             except Exception as exc:
@@ -425,10 +523,7 @@ class PluginHost:
 
     def _degrade(self, plugin: str, hook: str, exc: BaseException) -> None:
         log.error("plugin %s failed in hook %s", plugin, hook, exc_info=exc)
-        status = self.statuses.get(plugin)
-        if status is not None and status.status == ACTIVE:
-            status.status = DEGRADED
-            status.reason = f"hook {hook} raised {exc!r}"
+        self._mark_degraded(plugin, f"hook {hook} raised {exc!r}")
 
     def _flatten(self, hook_name: str) -> list[tuple[str, Any]]:
         items: list[tuple[str, Any]] = []
@@ -452,7 +547,7 @@ class PluginHost:
     def on_event(self, event: Event, event_id: int) -> list[HookFailed]:
         """Deliver to every subscriber; failures are contained and returned, not raised."""
         failures: list[HookFailed] = []
-        for impl in reversed(self.pm.hook.on_event.get_hookimpls()):
+        for impl in _call_order(self.pm.hook.on_event):
             try:
                 self._call(impl, "on_event", {"event": event, "event_id": event_id})
             except Exception as exc:
@@ -462,6 +557,20 @@ class PluginHost:
 
     def status_list(self) -> list[PluginStatus]:
         return sorted(self.statuses.values(), key=lambda s: s.name)
+
+
+def _call_order(hook: Any) -> list[Any]:
+    """Implementations in the order the host calls them: ``tryfirst`` ones, then the
+    rest, then ``trylast`` ones, each group in registration order, so a plugin's
+    requirements (registered before it) are called before it. (pluggy's own loop runs
+    the most recently registered first; the host calls one implementation at a time
+    to name a failing plugin, so it picks the order itself.)"""
+    impls = hook.get_hookimpls()
+    return (
+        [i for i in impls if i.tryfirst]
+        + [i for i in impls if not i.tryfirst and not i.trylast]
+        + [i for i in impls if i.trylast]
+    )
 
 
 def json_statuses(statuses: Sequence[PluginStatus]) -> str:

@@ -1,0 +1,60 @@
+"""The kernel as plugins see it: an implementation of :class:`gakwaya_sdk.context.Panel`.
+
+Plugins receive this object (the ``panel`` dependency, the ``panel`` hook parameter,
+``ctx.panel`` in jobs) and never the :class:`~gakwaya.kernel.Kernel` itself, so what
+they may do is exactly the SDK protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+from gakwaya_sdk.events import Event
+from gakwaya_sdk.manifest import CORE_API_VERSION
+
+if TYPE_CHECKING:
+    from gakwaya.kernel import Kernel
+
+
+class KernelPanel:
+    def __init__(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+
+    @property
+    def core_api(self) -> str:
+        return CORE_API_VERSION
+
+    def settings(self, plugin: str, *, org_id: int | None = None) -> Mapping[str, Any]:
+        from gakwaya.plugins.settings import effective_settings
+
+        return effective_settings(self._kernel, plugin, org_id=org_id)
+
+    def publish(self, event: Event) -> int:
+        return self._kernel.events.publish(event)
+
+    def enqueue(
+        self,
+        job_type: str,
+        *,
+        org_id: int | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        created_by: str = "",
+    ) -> str:
+        job = self._kernel.jobs.enqueue(
+            job_type,
+            org_id=org_id,
+            arguments=dict(arguments) if arguments is not None else None,
+            created_by=created_by,
+        )
+        return str(job.id)
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        return self._kernel.db.transaction()
+
+    def provider(self, capability: str) -> Any | None:
+        return self._kernel.plugins.provider(capability)
+
+    def providers(self, kind: str) -> Mapping[str, Any]:
+        return self._kernel.plugins.providers(kind)

@@ -1,0 +1,3 @@
+from gakwaya_sdk.tool import main
+
+raise SystemExit(main())
