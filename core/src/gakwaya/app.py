@@ -26,6 +26,7 @@ from gakwaya.auth.principal import (
 )
 from gakwaya.errors import EXCEPTION_HANDLERS
 from gakwaya.kernel import Kernel
+from gakwaya_sdk.context import Panel
 
 log = logging.getLogger("gakwaya")
 
@@ -38,6 +39,15 @@ class RouteDeclarationError(Exception):
 
 def _provide_kernel(request: Request[Any, Any, Any]) -> Kernel:
     return request.app.state.kernel  # type: ignore[no-any-return]
+
+
+def _provide_panel(request: Request[Any, Any, Any]) -> Panel:
+    """What plugin handlers get (``panel: NamedDependency[Panel]``): the SDK's
+    protocol, never the kernel itself."""
+    panel = request.app.state.kernel.plugins.panel
+    if panel is None:  # the kernel sets it before loading plugins; anything else is a bug
+        raise RuntimeError("the kernel has no panel")
+    return panel  # type: ignore[no-any-return]
 
 
 async def _provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[Session]:
@@ -146,6 +156,7 @@ def create_app(kernel: Kernel | None = None, *, background: bool = True) -> Lite
             # Not "org": that name is the {org:str} path parameter, and Litestar refuses
             # a dependency and a path parameter with the same name.
             "current_org": Provide(provide_org, sync_to_thread=False),
+            "panel": Provide(_provide_panel, sync_to_thread=False),
             "client_ip": Provide(provide_client_ip, sync_to_thread=False),
         },
         openapi_config=OpenAPIConfig(

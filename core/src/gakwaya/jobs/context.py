@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from gakwaya.db.base import utcnow
 from gakwaya.db.models import Job, JobLog
+from gakwaya_sdk.context import Panel
 from gakwaya_sdk.jobs import JobCancelled
 
 if TYPE_CHECKING:
@@ -76,6 +77,13 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 15] + " …[truncated]"
 
 
+def _panel_of(kernel: Kernel) -> Panel:
+    panel = kernel.plugins.panel
+    if panel is None:  # the kernel sets it before loading plugins; anything else is a bug
+        raise RuntimeError("the kernel has no panel")
+    return panel
+
+
 class RunningJob:
     """One attempt of one job, in the process that claimed it."""
 
@@ -96,6 +104,8 @@ class RunningJob:
         self.arguments = arguments
         self.scrub = scrub
         self.worker_id = kernel.process_id
+        #: The kernel's services as plugins see them (``gakwaya_sdk.jobs.JobContext.panel``).
+        self.panel: Panel = _panel_of(kernel)
         #: The heartbeat thread watching this attempt (set by the runner).
         self.heartbeat: Heartbeat | None = None
         self._stop = threading.Event()

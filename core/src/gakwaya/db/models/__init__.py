@@ -11,6 +11,7 @@ from gakwaya.db.models.identity import (
 )
 from gakwaya.db.models.jobs import Job, JobLog
 from gakwaya.db.models.orgs import ApiKey, Invitation, Membership, Organization
+from gakwaya.db.models.plugin_settings import PluginSetting
 from gakwaya.db.models.plugins import PluginState
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "LoginThrottle",
     "Membership",
     "Organization",
+    "PluginSetting",
     "PluginState",
     "RecoveryCode",
     "SetupToken",
