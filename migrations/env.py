@@ -1,5 +1,11 @@
-"""Alembic environment for the core tables. The URL comes from Gakwaya's settings,
-or from ``config.attributes["connection"]`` when the kernel runs migrations itself."""
+"""Alembic environment for the core tables (the branch labelled ``core``), for
+Alembic's own commands: autogenerate (scripts/makemigration.py), downgrades in tests.
+The URL comes from ``sqlalchemy.url`` or ``config.attributes["connection"]``.
+
+``gakwaya migrate`` does not go through this file: :mod:`gakwaya.db.migrate` runs
+core's branch and every plugin's, each with its own version table. Plugins write
+their revisions with a set-up of their own (docs/plugins/migrations.md), so only
+core's models are the target here."""
 
 from __future__ import annotations
 

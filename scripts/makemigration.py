@@ -10,7 +10,7 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import create_engine
 
-from gakwaya.db.migrate import alembic_config, migrations_dir, upgrade
+from gakwaya.db.migrate import CORE, alembic_config, migrations_dir, upgrade
 
 
 def main() -> None:
@@ -30,7 +30,14 @@ def main() -> None:
             upgrade(engine)
             cfg = alembic_config(url)
             number = len(list(versions.glob("[0-9][0-9][0-9][0-9]_*.py"))) + 1
-            command.revision(cfg, message=message, autogenerate=True, rev_id=f"{number:04d}")
+            command.revision(
+                cfg,
+                message=message,
+                autogenerate=True,
+                rev_id=f"{number:04d}",
+                # The first revision names core's branch (plugins have their own).
+                branch_label=CORE if number == 1 else None,
+            )
             engine.dispose()
         finally:
             for path in later:

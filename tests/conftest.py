@@ -32,6 +32,7 @@ from gakwaya.db.base import utcnow
 from gakwaya.db.migrate import upgrade
 from gakwaya.db.models import ApiKey, Membership, Organization, User, UserSession
 from gakwaya.kernel import Kernel
+from gakwaya.plugins.host import PluginHost
 from gakwaya.security.passwords import hash_password
 from gakwaya.security.tokens import digest, new_token
 from gakwaya.settings import Settings
@@ -62,11 +63,19 @@ def redis_url() -> Iterator[str]:
         yield url
 
 
+def _installed_migration_dirs() -> list[tuple[str, str]]:
+    """The branches of the plugins every test kernel loads (built-in and installed),
+    so the templates hold their tables too."""
+    host = PluginHost()
+    host.load()
+    return host.migration_dirs()
+
+
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
     engine = create_engine(f"sqlite:///{path}")
-    upgrade(engine)
+    upgrade(engine, _installed_migration_dirs())
     engine.dispose()
     return path
 
@@ -80,7 +89,7 @@ def _pg_template(request: pytest.FixtureRequest) -> str:
         admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
         + "/gakwaya_template"
     )
-    upgrade(engine)
+    upgrade(engine, _installed_migration_dirs())
     engine.dispose()
     return admin
 

@@ -88,6 +88,8 @@ def downgrade_to_base(engine: Engine) -> None:
 def test_one_line_of_history() -> None:
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     assert len(script.get_heads()) == 1, f"core migrations have branched: {script.get_heads()}"
+    # Core is the branch labelled "core" (plugins have branches of their own).
+    assert [r.revision for r in script.get_revisions("core@head")] == script.get_heads()
 
 
 def test_models_match_migrations_at_head(engine: Engine) -> None:

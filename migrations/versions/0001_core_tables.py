@@ -15,7 +15,7 @@ import gakwaya.db.base
 
 revision: str = '0001'
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = ('core',)
 depends_on: str | Sequence[str] | None = None
 
 

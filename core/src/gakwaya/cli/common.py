@@ -28,15 +28,15 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def kernel_or_exit(**overrides: Any) -> Any:
-    """Settings → kernel, with the database migrated to the newest revision.
+def kernel_or_exit(*, migrate: bool = True, **overrides: Any) -> Any:
+    """Settings → kernel, with the database migrated to the newest revision (core and
+    every active plugin's branch; a refused plugin branch is a warning on stderr).
 
     A bad setting exits 2, a database that cannot be reached exits 1; either way
     with one line, not a traceback."""
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, OperationalError
+    from sqlalchemy.exc import ArgumentError
 
-    from gakwaya.db.migrate import upgrade
     from gakwaya.kernel import Kernel
 
     settings = settings_or_exit(**overrides)
@@ -52,13 +52,26 @@ def kernel_or_exit(**overrides: Any) -> Any:
         fail(f"bad setting: database_url: {_first_line(exc)}", code=2)
     except OSError as exc:
         fail(f"bad setting: data_dir: cannot use {settings.data_path}: {exc}", code=2)
+    if migrate:
+        migrate_or_exit(kernel)
+    return kernel
+
+
+def migrate_or_exit(kernel: Any) -> list[Any]:
+    """Run :meth:`Kernel.migrate`; a refused plugin branch is a warning on stderr.
+    Returns the branches' states (:class:`gakwaya.db.migrate.BranchState`)."""
+    from sqlalchemy.exc import OperationalError
+
     try:
-        upgrade(kernel.db.engine)
+        states: list[Any] = kernel.migrate()
     except OperationalError as exc:
         where = kernel.db.engine.url.render_as_string(hide_password=True)
         kernel.db.dispose()
         fail(f"cannot use the database at {where}: {_first_line(exc)}", code=1)
-    return kernel
+    for state in states:
+        if state.error:
+            click.secho(f"warning: {state.error}", fg="yellow", err=True)
+    return states
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gakwaya.cli.common import fail, kernel_or_exit, main
+from gakwaya.cli.common import _first_line, fail, kernel_or_exit, main, migrate_or_exit
 
 
 @main.command()
@@ -95,11 +95,59 @@ def _safe_redis(url: str) -> str:
 
 
 @main.command()
-def migrate() -> None:
-    """Apply database migrations (core tables) up to the newest revision."""
-    kernel = kernel_or_exit()
-    click.secho(f"database at {_safe_url(kernel)} is up to date", fg="green")
+@click.option(
+    "--status",
+    "show_status",
+    is_flag=True,
+    help="Show each branch's current and newest revision; change nothing.",
+)
+def migrate(show_status: bool) -> None:
+    """Apply database migrations: core's, then each active plugin's, in load order.
+
+    A plugin whose migrations are refused is named with the reason on stderr, the
+    others are still applied, and the command exits with status 1.
+    """
+    if show_status:
+        _migration_status()
+        return
+    kernel = kernel_or_exit(migrate=False)
+    refused = [state.name for state in migrate_or_exit(kernel) if state.error]
     kernel.db.dispose()
+    if refused:
+        click.secho(
+            f"database at {_safe_url(kernel)} is up to date except for: {', '.join(refused)}",
+            fg="yellow",
+        )
+        raise SystemExit(1)
+    click.secho(f"database at {_safe_url(kernel)} is up to date", fg="green")
+
+
+def _migration_status() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from gakwaya.db.migrate import status, stray_version_tables
+
+    kernel = kernel_or_exit(migrate=False)
+    try:
+        states = status(kernel.db.engine, kernel.plugins.migration_dirs())
+        stray = stray_version_tables(kernel.db.engine, states)
+    except OperationalError as exc:
+        fail(f"cannot use the database at {_safe_url(kernel)}: {_first_line(exc)}")
+    finally:
+        kernel.db.dispose()
+    width = max(len(s.name) for s in states)
+    for state in states:
+        current = ", ".join(state.current) or "-"
+        heads = ", ".join(state.heads) or "-"
+        if state.error:
+            verdict = state.error
+        elif state.pending:
+            verdict = "pending"
+        else:
+            verdict = "up to date"
+        click.echo(f"{state.name:<{width}}  at {current}  newest {heads}  {verdict}")
+    for table in stray:
+        click.echo(f"{table}: no active plugin uses it; its tables are kept, not upgraded")
 
 
 @main.command("secret-key")

@@ -101,6 +101,16 @@ def _check_ready(kernel: Any) -> None:
             "the database is not reachable or not migrated "
             f"({type(exc).__name__}); check GAKWAYA_DATABASE_URL and run `gakwaya migrate`"
         )
+    from gakwaya.db.migrate import status
+
+    # Jobs of a plugin whose tables are missing or old would fail one by one.
+    states = status(kernel.db.engine, kernel.plugins.migration_dirs())
+    behind = [state.name for state in states if state.pending]
+    if behind:
+        fail(
+            f"the database needs migrations ({', '.join(behind)}): run `gakwaya migrate` "
+            "(gakwaya serve also does at start-up)"
+        )
 
 
 @main.group()
