@@ -398,6 +398,27 @@ CASES: dict[str, Callable[[Ctx], Any] | str] = {
         "/api/v1/plugins/core.jobs/enable", headers=_superuser(c)
     ),
     "plugins_disable": "tests/plugins/test_api.py",
+    # core.jobs declares no settings: an empty view, an empty update (the values
+    # themselves: tests/plugins/test_settings.py).
+    "plugin_settings_show": lambda c: c.client.get(
+        "/api/v1/plugins/core.jobs/settings", headers=_superuser(c)
+    ),
+    "plugin_settings_update": lambda c: c.client.put(
+        "/api/v1/plugins/core.jobs/settings", json={"values": {}}, headers=_superuser(c)
+    ),
+    "org_plugin_settings_show": lambda c: c.client.get(
+        "/api/v1/orgs/acme/plugins/core.jobs/settings", headers=c.world.a.keys["read"]
+    ),
+    "org_plugin_settings_update": lambda c: c.client.put(
+        "/api/v1/orgs/acme/plugins/core.jobs/settings", json={"values": {}}, headers=c.s("admin")
+    ),
+    # These need a signed index served over HTTP and a throwaway Python environment.
+    "marketplace_search": "tests/plugins/test_install_api.py",
+    "marketplace_show": "tests/plugins/test_install_api.py",
+    "plugins_install": "tests/plugins/test_install_api.py",
+    "plugins_upgrade": "tests/plugins/test_install_api.py",
+    "plugins_remove": "tests/plugins/test_install_api.py",
+    "plugins_sync": "tests/plugins/test_install_api.py",
 }
 
 

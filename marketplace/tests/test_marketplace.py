@@ -32,11 +32,14 @@ from gakwaya_marketplace import (
     NoInstallableRelease,
     PluginNotFound,
     SelectionError,
+    SourceOnlyRelease,
     UnknownKey,
+    WheelMismatch,
     WheelRefused,
     add_signature,
     build_index,
     check_wheel,
+    check_wheel_matches,
     decode_index,
     encode_index,
     generate_key,
@@ -47,6 +50,7 @@ from gakwaya_marketplace import (
     sign,
     signed_document,
     verify,
+    wheel_filename,
 )
 from gakwaya_marketplace.cli import EXIT_BAD_SIGNATURE, EXIT_UNKNOWN_KEY, main
 
@@ -502,3 +506,53 @@ def test_cli_runs_as_a_module(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "key id:" in result.stdout
+
+
+# --- installing: blocklist by plugin name, wheel file names, wheel vs index entry ---------
+
+
+def test_blocklist_may_name_the_plugin_or_the_distribution(index: Index) -> None:
+    # The demo wheels' manifest calls the plugin "demo"; the distribution is gakwaya-demo.
+    by_plugin = [BlockEntry(name="demo", lowest_good_version="1.1.0", reason="CVE-3")]
+    assert pick_release(index, "gakwaya-demo", "1.4", by_plugin).version == "1.1.0"
+    older = decode_index(encode_index(index))
+    older.plugins["gakwaya-demo"].versions = [
+        r for r in older.plugins["gakwaya-demo"].versions if r.version == "1.0.0"
+    ]
+    with pytest.raises(NoInstallableRelease, match="blocklisted: CVE-3"):
+        pick_release(older, "gakwaya-demo", "1.4", by_plugin)
+
+
+def test_wheel_filename(index: Index) -> None:
+    release = pick_release(index, "gakwaya-demo", "1.4")
+    assert wheel_filename("gakwaya-demo", release) == "gakwaya_demo-1.1.0-py3-none-any.whl"
+    replace = msgspec.structs.replace
+    source = replace(release, wheel_url=BASE_URL + "gakwaya_demo-1.1.0.tar.gz")
+    with pytest.raises(SourceOnlyRelease, match="not a wheel"):
+        wheel_filename("gakwaya-demo", source)
+    other = replace(release, wheel_url=BASE_URL + "gakwaya_other-1.1.0-py3-none-any.whl")
+    with pytest.raises(WheelMismatch, match="gakwaya-other"):
+        wheel_filename("gakwaya-demo", other)
+    older = replace(release, wheel_url=BASE_URL + "gakwaya_demo-1.0.0-py3-none-any.whl")
+    with pytest.raises(WheelMismatch, match=r"version 1\.0\.0"):
+        wheel_filename("gakwaya-demo", older)
+    for bad in ("-x-1.1.0-py3-none-any.whl", "gakwaya%20demo-1.1.0-py3-none-any.whl", ".whl"):
+        with pytest.raises(SelectionError):
+            wheel_filename("gakwaya-demo", replace(release, wheel_url=BASE_URL + bad))
+    # Only the last path segment counts: a path in the URL never becomes a local path.
+    deep = replace(release, wheel_url="https://x.org/a/../../gakwaya_demo-1.1.0-py3-none-any.whl")
+    assert wheel_filename("gakwaya-demo", deep) == "gakwaya_demo-1.1.0-py3-none-any.whl"
+
+
+def test_check_wheel_matches(built: Built, index: Index) -> None:
+    release = pick_release(index, "gakwaya-demo", "1.4")
+    info = read_wheel(built.wheels["1.1.0"])
+    check_wheel_matches("gakwaya-demo", release, info)
+    with pytest.raises(WheelMismatch, match="METADATA"):
+        check_wheel_matches("gakwaya-other", release, info)
+    older = read_wheel(built.wheels["1.0.0"])
+    with pytest.raises(WheelMismatch, match=r"version 1\.0\.0"):
+        check_wheel_matches("gakwaya-demo", release, older)
+    claimed = msgspec.structs.replace(release, manifest={**release.manifest, "core_api": ">=0"})
+    with pytest.raises(WheelMismatch, match="manifest"):
+        check_wheel_matches("gakwaya-demo", claimed, info)

@@ -77,6 +77,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Log every plugin hook call with plugin, hook and duration (logger
     #: ``gakwaya.plugins.trace``).
     plugin_trace: bool = False
+    #: The signed plugin index ``gakwaya plugins search|info|install|upgrade`` read: an
+    #: https:// (or http://) URL, a file:// URL or a path; empty: none configured.
+    plugin_index_url: str = ""
+    #: Keys whose signature on the index is trusted: ``KEYID=BASE64PUBLIC`` each.
+    plugin_trusted_keys: list[str] = []
+    #: The record of installed marketplace plugins, reproduced by ``plugins sync``.
+    plugins_lock: str = "plugins.lock"
+    #: Python of the environment plugins are installed into; empty: the panel's own.
+    plugin_python: str = ""
 
     def __post_init__(self) -> None:
         for net in self.trusted_proxies:
@@ -96,6 +105,27 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 raise SettingsError(f"{name}: must start with sqlite:// or postgresql://")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("redis_url: must start with redis://, rediss:// or unix://")
+        self._check_plugin_sources()
+
+    def _check_plugin_sources(self) -> None:
+        from gakwaya.plugins.sources import check_index, parse_trusted_keys
+
+        if self.plugin_index_url:
+            try:
+                check_index(self.plugin_index_url)
+            except ValueError as exc:
+                raise SettingsError(f"plugin_index_url: {exc}") from None
+        try:
+            parse_trusted_keys(self.plugin_trusted_keys)
+        except ValueError as exc:
+            raise SettingsError(f"plugin_trusted_keys: {exc}") from None
+        if not self.plugins_lock or any(c in self.plugins_lock for c in "\0\n\r"):
+            raise SettingsError("plugins_lock: must be a file path")
+        if self.plugin_python and (
+            not Path(self.plugin_python).is_absolute()
+            or any(c in self.plugin_python for c in "\0\n\r")
+        ):
+            raise SettingsError("plugin_python: must be the absolute path of a python executable")
 
     # Derived values -----------------------------------------------------------------
 
@@ -126,7 +156,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return self.cookie_secure == "true"
 
 
-_LIST_FIELDS = {"trusted_proxies", "disabled_plugins", "plugin_modules"}
+_LIST_FIELDS = {
+    "trusted_proxies",
+    "disabled_plugins",
+    "plugin_modules",
+    "plugin_trusted_keys",
+}
 
 
 def _from_env(environ: dict[str, str]) -> dict[str, Any]:

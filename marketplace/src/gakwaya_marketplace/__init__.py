@@ -7,7 +7,7 @@ the kernel: the kernel's plugin host (and an offline publishing machine) use it 
 """
 
 from gakwaya_marketplace.blocklist import BlockEntry, is_blocked, load_blocklist
-from gakwaya_marketplace.builder import MANIFEST_FILE, WheelInfo, build_index, read_wheel
+from gakwaya_marketplace.builder import WheelInfo, build_index, read_wheel
 from gakwaya_marketplace.errors import (
     BadSignature,
     IntegrityError,
@@ -17,7 +17,9 @@ from gakwaya_marketplace.errors import (
     PluginNotFound,
     SelectionError,
     SignatureError,
+    SourceOnlyRelease,
     UnknownKey,
+    WheelMismatch,
     WheelRefused,
 )
 from gakwaya_marketplace.index import (
@@ -28,7 +30,13 @@ from gakwaya_marketplace.index import (
     decode_index,
     encode_index,
 )
-from gakwaya_marketplace.selection import check_wheel, pick_release, skip_reason
+from gakwaya_marketplace.selection import (
+    check_wheel,
+    check_wheel_matches,
+    pick_release,
+    skip_reason,
+    wheel_filename,
+)
 from gakwaya_marketplace.signing import (
     Signature,
     SignedIndex,
@@ -38,6 +46,7 @@ from gakwaya_marketplace.signing import (
     signed_document,
     verify,
 )
+from gakwaya_sdk.manifest import MANIFEST_FILE
 
 __all__ = [
     "FORMAT_VERSION",
@@ -56,12 +65,15 @@ __all__ = [
     "Signature",
     "SignatureError",
     "SignedIndex",
+    "SourceOnlyRelease",
     "UnknownKey",
     "WheelInfo",
+    "WheelMismatch",
     "WheelRefused",
     "add_signature",
     "build_index",
     "check_wheel",
+    "check_wheel_matches",
     "decode_index",
     "encode_index",
     "generate_key",
@@ -73,4 +85,5 @@ __all__ = [
     "signed_document",
     "skip_reason",
     "verify",
+    "wheel_filename",
 ]

@@ -60,8 +60,17 @@ class NoInstallableRelease(SelectionError):
         self.reasons = reasons
 
 
+class SourceOnlyRelease(SelectionError):
+    """The release's URL is not a wheel: installing it would run its build code."""
+
+
 # --- downloading ----------------------------------------------------------------------
 
 
 class IntegrityError(MarketplaceError):
     """A downloaded wheel's size or sha256 differs from the index entry."""
+
+
+class WheelMismatch(MarketplaceError):
+    """The wheel is intact but is not the plugin release the index entry describes
+    (another distribution, another version or another manifest)."""

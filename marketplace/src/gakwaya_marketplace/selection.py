@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from urllib.parse import unquote, urlsplit
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from gakwaya_marketplace.blocklist import BlockEntry, is_blocked
+from gakwaya_marketplace.builder import WheelInfo
 from gakwaya_marketplace.errors import (
     IntegrityError,
     NoInstallableRelease,
     PluginNotFound,
     SelectionError,
+    SourceOnlyRelease,
+    WheelMismatch,
 )
 from gakwaya_marketplace.index import Index, Release
+
+#: What a wheel file name may hold (PEP 427 names are narrower still): nothing that
+#: could make a path (``/``, ``..`` as a whole), an option (leading ``-``) or shell syntax.
+_WHEEL_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,250}\.whl")
 
 
 def skip_reason(
@@ -24,9 +33,15 @@ def skip_reason(
     """Why ``release`` cannot be installed, or ``None`` when it can."""
     if release.yanked:
         return "yanked"
-    blocked = is_blocked(name, release.version, blocklist)
-    if blocked is not None:
-        return f"blocklisted: {blocked}"
+    # A blocklist may name the distribution or the plugin (the manifest's name, which is
+    # what the plugin host refuses at load): either one blocks the release.
+    plugin_name = release.manifest.get("name")
+    for named in (name, plugin_name):
+        if not isinstance(named, str):
+            continue
+        blocked = is_blocked(named, release.version, blocklist)
+        if blocked is not None:
+            return f"blocklisted: {blocked}"
     try:
         spec = SpecifierSet(release.core_api)
     except InvalidSpecifier:
@@ -87,4 +102,66 @@ def check_wheel(release: Release, data: bytes) -> None:
     if digest != release.sha256.lower():
         raise IntegrityError(
             f"wheel for {release.version} has sha256 {digest}, the index says {release.sha256}"
+        )
+
+
+def wheel_filename(name: str, release: Release) -> str:
+    """The file name to store ``release``'s wheel under, taken from its URL's last path
+    segment only after checking it: a valid wheel filename of ``name`` at the release's
+    version. Never a path: the caller joins it to a directory of its own.
+
+    :class:`SourceOnlyRelease` when the URL is not a wheel, :class:`WheelMismatch` when it
+    names another distribution or version, :class:`SelectionError` when it is unusable.
+    """
+    path = urlsplit(release.wheel_url).path
+    filename = unquote(path.rsplit("/", 1)[-1])
+    if not filename.endswith(".whl"):
+        raise SourceOnlyRelease(
+            f"{name} {release.version} is published as {filename or release.wheel_url!r}, "
+            "not a wheel; only wheels are installed (a source build would run its code here)"
+        )
+    if not _WHEEL_FILENAME.fullmatch(filename):
+        raise SelectionError(
+            f"{name} {release.version}: wheel file name {filename!r} has unexpected characters"
+        )
+    try:
+        file_name, file_version, _build, _tags = parse_wheel_filename(filename)
+    except (InvalidWheelFilename, InvalidVersion) as exc:
+        raise SelectionError(f"{name} {release.version}: {filename!r}: {exc}") from exc
+    if file_name != canonicalize_name(name):
+        raise WheelMismatch(
+            f"the index entry for {name} {release.version} points at a wheel of {file_name}"
+        )
+    try:
+        same_version = file_version == Version(release.version)
+    except InvalidVersion:
+        same_version = False
+    if not same_version:
+        raise WheelMismatch(
+            f"the index entry for {name} {release.version} points at a wheel of "
+            f"version {file_version}"
+        )
+    return filename
+
+
+def check_wheel_matches(name: str, release: Release, info: WheelInfo) -> None:
+    """:class:`WheelMismatch` unless the wheel read by :func:`read_wheel` is ``name`` at
+    the release's version (its METADATA) and carries the manifest the index advertised
+    (which is what compatibility and blocklist checks were made against)."""
+    if info.name != canonicalize_name(name):
+        raise WheelMismatch(
+            f"the wheel for {name} {release.version} is {info.name!r} according to its "
+            "METADATA; refusing a wheel that is not the plugin asked for"
+        )
+    if Version(info.version) != Version(release.version):
+        raise WheelMismatch(
+            f"the wheel for {name} {release.version} is version {info.version} "
+            "according to its METADATA"
+        )
+    if info.manifest != release.manifest:
+        raise WheelMismatch(
+            f"the manifest inside the wheel for {name} {release.version} differs from the "
+            f"index entry (wheel: {info.manifest.get('name')!r} "
+            f"{info.manifest.get('core_api')!r}, index: {release.manifest.get('name')!r} "
+            f"{release.manifest.get('core_api')!r})"
         )
