@@ -7,7 +7,17 @@ Each domain adds its commands in its own module here; they all share
 from __future__ import annotations
 
 # Importing registers each module's commands on ``main``.
-from gakwaya.cli import admin, apikey, audit, org, plugins, serve, worker  # noqa: F401
+from gakwaya.cli import (  # noqa: F401
+    admin,
+    apikey,
+    audit,
+    org,
+    plugin_settings,
+    plugins,
+    scaffold,
+    serve,
+    worker,
+)
 from gakwaya.cli.common import main
 
 __all__ = ["main"]
