@@ -77,13 +77,16 @@ def panel_environment(data_dir: Path, database_url: str, **extra: str) -> dict[s
 
 
 @contextmanager
-def serving(workdir: Path, env: dict[str, str], name: str = "serve") -> Iterator[Panel]:
-    """Start ``gakwaya serve`` and wait until /healthz answers."""
+def serving(
+    workdir: Path, env: dict[str, str], name: str = "serve", python: str = sys.executable
+) -> Iterator[Panel]:
+    """Start ``gakwaya serve`` (with ``python``'s environment) and wait until /healthz
+    answers."""
     port = free_port()
     stdout_path, stderr_path = workdir / f"{name}.out", workdir / f"{name}.err"
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gakwaya", "serve", "--port", str(port)],
+            [python, "-m", "gakwaya", "serve", "--port", str(port)],
             env=env,
             cwd=workdir,
             stdin=subprocess.DEVNULL,

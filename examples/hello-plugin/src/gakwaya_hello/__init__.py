@@ -1,0 +1,1 @@
+"""An example Gakwaya plugin: greets an organization and counts the members it welcomed."""
