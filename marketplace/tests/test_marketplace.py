@@ -94,7 +94,7 @@ packages = ["src/gakwaya_demo"]
     (package / "__init__.py").write_text("")
     if manifest:
         (package / MANIFEST_FILE).write_text(
-            f'name = "demo"\nversion = "{version}"\ncore_api = "{core_api}"\n'
+            f'name = "gakwaya-demo"\nversion = "{version}"\ncore_api = "{core_api}"\n'
             'provides = ["demo:thing"]\n'
         )
     return root
@@ -172,7 +172,7 @@ def test_build_index_reads_the_wheels(built: Built, index: Index) -> None:
         assert release.wheel_url == BASE_URL + wheel.name
         assert release.core_api == RELEASES[release.version]
         assert release.manifest == {
-            "name": "demo",
+            "name": "gakwaya-demo",
             "version": release.version,
             "core_api": RELEASES[release.version],
             "provides": ["demo:thing"],
@@ -231,12 +231,21 @@ def _with_manifest(wheel: Path, dest: Path, manifest: str) -> Path:
 @pytest.mark.parametrize(
     ("manifest", "message"),
     [
-        ('name = "demo"\nversion = "1.0.0"\n', "core_api"),
-        ('name = "demo"\nversion = "1.0.0"\ncore_api = "not a spec"\n', "core_api"),
-        ('name = "demo"\nversion = "1.0.1"\ncore_api = ">=0.1"\n', "manifest says version"),
-        ('name = "demo"\nversion = "1.0.0"\ncore_api = ">=0.1"\nprovides = ["x"]\n', "provides"),
-        ('name = "demo"\nversion = "1.0.0"\ncore_api = ">=0.1"\nwhen = 2020-01-01\n', "date"),
+        ('name = "gakwaya-demo"\nversion = "1.0.0"\n', "core_api"),
+        ('name = "gakwaya-demo"\nversion = "1.0.0"\ncore_api = "not a spec"\n', "core_api"),
+        ('name = "gakwaya-demo"\nversion = "1.0.1"\ncore_api = ">=0.1"\n', "manifest says version"),
+        (
+            'name = "gakwaya-demo"\nversion = "1.0.0"\ncore_api = ">=0.1"\nprovides = ["x"]\n',
+            "provides",
+        ),
+        (
+            'name = "gakwaya-demo"\nversion = "1.0.0"\ncore_api = ">=0.1"\nwhen = 2020-01-01\n',
+            "date",
+        ),
         ("name = [", "not valid TOML"),
+        # The scaffold's old layout: plugin "demo" in distribution gakwaya-demo.
+        ('name = "demo"\nversion = "1.0.0"\ncore_api = ">=0.1"\n', "plugin 'demo' but the"),
+        ('name = "gakwaya-other"\nversion = "1.0.0"\ncore_api = ">=0.1"\n', "must be its dist"),
     ],
 )
 def test_invalid_manifest_refused(
@@ -247,9 +256,33 @@ def test_invalid_manifest_refused(
         read_wheel(wheel)
     # The same rewrite with a valid manifest is accepted: the refusal is the manifest's.
     (tmp_path / "good").mkdir()
-    valid = 'name = "demo"\nversion = "1.0"\ncore_api = ">=0.1"\n'
+    valid = 'name = "gakwaya-demo"\nversion = "1.0"\ncore_api = ">=0.1"\n'
     good = _with_manifest(built.wheels["1.0.0"], tmp_path / "good", valid)
-    assert read_wheel(good).manifest == {"name": "demo", "version": "1.0", "core_api": ">=0.1"}
+    assert read_wheel(good).manifest == {
+        "name": "gakwaya-demo",
+        "version": "1.0",
+        "core_api": ">=0.1",
+    }
+
+
+def test_manifest_name_is_the_distribution_name(built: Built, tmp_path: Path) -> None:
+    wheel = _with_manifest(
+        built.wheels["1.0.0"], tmp_path, 'name = "demo"\nversion = "1.0.0"\ncore_api = ">=1"\n'
+    )
+    message = (
+        "the manifest names the plugin 'demo' but the distribution is 'gakwaya-demo': "
+        "a plugin's name must be its distribution's name (compared PEP 503-normalised)"
+    )
+    with pytest.raises(WheelRefused) as caught:
+        read_wheel(wheel)
+    assert str(caught.value) == f"{wheel.name}: {message}"
+    with pytest.raises(WheelRefused, match="the manifest names the plugin 'demo'"):
+        build_index([built.wheels["1.1.0"], wheel], BASE_URL, None)
+    # Another spelling of the same name (PEP 503) is the same name.
+    (tmp_path / "spelled").mkdir()
+    spelled = 'name = "Gakwaya_Demo"\nversion = "1.0.0"\ncore_api = ">=1"\n'
+    info = read_wheel(_with_manifest(built.wheels["1.0.0"], tmp_path / "spelled", spelled))
+    assert (info.name, info.manifest["name"]) == ("gakwaya-demo", "Gakwaya_Demo")
 
 
 def test_existing_index_is_extended_and_versions_are_immutable(
@@ -508,19 +541,25 @@ def test_cli_runs_as_a_module(tmp_path: Path) -> None:
     assert "key id:" in result.stdout
 
 
-# --- installing: blocklist by plugin name, wheel file names, wheel vs index entry ---------
+# --- installing: plugin name, wheel file names, wheel vs index entry ---------------------
 
 
-def test_blocklist_may_name_the_plugin_or_the_distribution(index: Index) -> None:
-    # The demo wheels' manifest calls the plugin "demo"; the distribution is gakwaya-demo.
-    by_plugin = [BlockEntry(name="demo", lowest_good_version="1.1.0", reason="CVE-3")]
-    assert pick_release(index, "gakwaya-demo", "1.4", by_plugin).version == "1.1.0"
-    older = decode_index(encode_index(index))
-    older.plugins["gakwaya-demo"].versions = [
-        r for r in older.plugins["gakwaya-demo"].versions if r.version == "1.0.0"
-    ]
-    with pytest.raises(NoInstallableRelease, match="blocklisted: CVE-3"):
-        pick_release(older, "gakwaya-demo", "1.4", by_plugin)
+def test_a_release_named_unlike_its_plugin_is_skipped(index: Index) -> None:
+    # An index built elsewhere (read_wheel refuses such a wheel): the release's manifest
+    # names a plugin other than the distribution the index lists it under.
+    copy = decode_index(encode_index(index))
+    for release in copy.plugins["gakwaya-demo"].versions:
+        if release.version == "1.1.0":
+            release.manifest = {**release.manifest, "name": "demo"}
+    assert pick_release(copy, "gakwaya-demo", "1.4").version == "1.0.0"
+    blocklist = [BlockEntry(name="gakwaya-demo", lowest_good_version="1.0.1", reason="CVE-3")]
+    with pytest.raises(NoInstallableRelease) as caught:
+        pick_release(copy, "gakwaya-demo", "1.4", blocklist)
+    assert caught.value.reasons["1.1.0"] == (
+        "its manifest names the plugin 'demo', not gakwaya-demo: a plugin's name must be "
+        "its distribution's name"
+    )
+    assert caught.value.reasons["1.0.0"] == "blocklisted: CVE-3"
 
 
 def test_wheel_filename(index: Index) -> None:

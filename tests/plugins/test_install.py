@@ -118,7 +118,7 @@ def test_install_the_newest_compatible_release(installer: Installer, market: Mar
     outcome = installer.install("gakwaya-greeter")
     # 2.0.0 needs core API >=9: 1.1.0 is the newest this core can load.
     assert [(c.name, c.action, c.version, c.plugin) for c in outcome.changes] == [
-        ("gakwaya-greeter", "installed", "1.1.0", "greeter")
+        ("gakwaya-greeter", "installed", "1.1.0", "gakwaya-greeter")
     ]
     assert outcome.restart_required is True
     assert outcome.detail.endswith(RESTART)
@@ -207,7 +207,7 @@ def test_search_and_info(installer: Installer, market: Market) -> None:
     by_name = {i.name: i for i in found.items}
     assert set(by_name) == set(DEMO_DISTS)
     assert by_name["gakwaya-greeter"].latest == "1.1.0"
-    assert by_name["gakwaya-greeter"].plugin == "greeter"
+    assert by_name["gakwaya-greeter"].plugin == "gakwaya-greeter"
     assert by_name["gakwaya-greeter"].installed is None
     assert [i.name for i in installer.search("OTHER").items] == ["gakwaya-other"]
     assert [i.name for i in installer.search("demo:needy").items] == ["gakwaya-needy"]
@@ -220,7 +220,7 @@ def test_search_and_info(installer: Installer, market: Market) -> None:
     assert versions["2.0.0"].installable is False
     assert "needs core API >=9" in versions["2.0.0"].reason
     assert versions["1.1.0"].installable and versions["1.0.0"].installable
-    assert info.manifest["name"] == "greeter"
+    assert info.manifest["name"] == "gakwaya-greeter"
     with pytest.raises(NotFound):
         installer.info("gakwaya-nope")
 
@@ -282,7 +282,7 @@ def test_sync_adds_and_removes(installer: Installer, market: Market) -> None:
         ("gakwaya-greeter", "removed"),
         ("gakwaya-other", "installed"),
     ]
-    assert second.changes[1].enabled is False and second.changes[1].plugin == "other"
+    assert second.changes[1].enabled is False and second.changes[1].plugin == "gakwaya-other"
     assert imported_version(installer.python, "gakwaya_greeter") is None
     assert imported_version(installer.python, "gakwaya_other") == "1.0.0"
     assert set(installer.installed()) == {"gakwaya-other"}
@@ -419,8 +419,8 @@ def _no_key(_m: Market, i: Installer) -> None:
 
 
 def _blocked(_m: Market, i: Installer) -> None:
-    # Named by the plugin's own name, as the host's plugin_blocklist setting does.
-    i.blocklist = [BlockEntry(name="greeter", lowest_good_version="5", reason="CVE-2026-1")]
+    # The plugin's name, which is its distribution's, spelled as an operator might.
+    i.blocklist = [BlockEntry(name="Gakwaya_Greeter", lowest_good_version="5", reason="CVE-2026-1")]
 
 
 REFUSALS = [
@@ -847,7 +847,7 @@ def test_cli_sync_and_enabled_state(
     db = Database(cli_env["GAKWAYA_DATABASE_URL"])
     try:
         with db.session() as session:
-            row = session.get(PluginState, "other")
+            row = session.get(PluginState, "gakwaya-other")
             assert row is not None and row.enabled is False
     finally:
         db.dispose()

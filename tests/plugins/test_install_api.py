@@ -162,7 +162,7 @@ def test_search_install_upgrade_remove_sync(client: Any, kernel: Kernel, market:
     ]
     assert imported_version(python, "gakwaya_other") == "1.0.0"
     with kernel.db.session() as db:
-        state = db.get(PluginState, "other")
+        state = db.get(PluginState, "gakwaya-other")
         assert state is not None and state.enabled is False  # as the lock says
         actions = db.scalars(
             select(AuditRecord.action).where(AuditRecord.target_type.in_(["plugin", "plugins"]))
@@ -295,15 +295,15 @@ def test_refusals_map_to_4xx_and_5xx(client: Any, kernel: Kernel, market: Market
 
 
 def test_disable_is_recorded_in_the_lock(kernel: Kernel, market: Market) -> None:
-    # The host knows a plugin named "greeter" (as it would after a restart), which the
-    # marketplace installed as gakwaya-greeter.
-    k = Kernel(kernel.settings, extra_plugins=[("x", plugin("greeter"))])
+    # The host knows the plugin gakwaya-greeter (as it would after a restart), which the
+    # marketplace installed under the same name.
+    k = Kernel(kernel.settings, extra_plugins=[("x", plugin("gakwaya-greeter"))])
     try:
         with TestClient(create_app(k, background=False)) as c:
             su = _su(k)
             r = c.post(f"{PLUGINS}/install", json={"name": "gakwaya-greeter"}, headers=su)
             assert r.status_code == 200, r.text
-            r = c.post(f"{PLUGINS}/greeter/disable", headers=su)
+            r = c.post(f"{PLUGINS}/gakwaya-greeter/disable", headers=su)
             assert r.status_code == 200, r.text
             assert "plugins.lock" in r.json()["detail"]
             entry = read_lock(Path(k.settings.plugins_lock)).get("gakwaya-greeter")
@@ -318,7 +318,7 @@ def test_disable_is_recorded_in_the_lock(kernel: Kernel, market: Market) -> None
             assert r.json()["changes"][0]["enabled"] is False
             entry = read_lock(Path(k.settings.plugins_lock)).get("gakwaya-greeter")
             assert entry is not None and entry.enabled is False
-            r = c.post(f"{PLUGINS}/greeter/enable", headers=su)
+            r = c.post(f"{PLUGINS}/gakwaya-greeter/enable", headers=su)
             assert r.status_code == 200, r.text
             entry = read_lock(Path(k.settings.plugins_lock)).get("gakwaya-greeter")
             assert entry is not None and entry.enabled is True

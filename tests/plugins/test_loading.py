@@ -82,6 +82,10 @@ def test_blocklisted_version_is_refused_and_newer_passes() -> None:
     assert "CVE-1" in host.statuses["leaky"].reason
     host = _host(("x", plugin("leaky", "1.5")), blocklist=blocklist)
     assert host.statuses["leaky"].status == "active"
+    # Names compare as distribution names do (PEP 503), as in the marketplace.
+    spelled = [BlockedVersion(name="Gakwaya_Leaky", lowest_good_version="2")]
+    host = _host(("x", plugin("gakwaya-leaky", "1.0")), blocklist=spelled)
+    assert host.statuses["gakwaya-leaky"].status == "refused"
 
 
 def test_blocklist_file(tmp_path: Path) -> None:

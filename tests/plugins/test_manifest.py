@@ -284,3 +284,38 @@ def test_tool_refuses_bad_projects(tmp_path: Path, change: tuple[str, str], mess
     _project(tmp_path, pyproject)
     r = _tool("write", str(tmp_path))
     assert r.returncode == 1 and message in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("action", ["check", "write"])
+def test_tool_refuses_a_plugin_named_unlike_its_distribution(tmp_path: Path, action: str) -> None:
+    # The scaffold's old layout: distribution gakwaya-hello, plugin hello. Operators
+    # would install one name and disable or configure another.
+    pyproject = PROJECT.replace('[project]\nname = "hello"', '[project]\nname = "gakwaya-hello"')
+    packaged = _project(tmp_path, pyproject)
+    r = _tool(action, str(tmp_path))
+    assert r.returncode == 1, r.stdout
+    assert "the manifest's name 'hello' differs from the distribution's name 'gakwaya-hello'" in (
+        r.stderr
+    )
+    assert "a plugin's name is its distribution's name" in r.stderr
+    assert not packaged.exists()
+
+
+def test_tool_refuses_a_project_without_a_name(tmp_path: Path) -> None:
+    _project(tmp_path, PROJECT.replace('[project]\nname = "hello"\n', "[project]\n"))
+    r = _tool("write", str(tmp_path))
+    assert r.returncode == 1 and "[project].name is missing" in r.stderr, r.stderr
+
+
+def test_tool_compares_names_normalised(tmp_path: Path) -> None:
+    # PEP 503: case and runs of '-', '_', '.' do not make another name.
+    pyproject = (
+        PROJECT.replace('[project]\nname = "hello"', '[project]\nname = "Gakwaya_Hello"')
+        .replace("hello = ", "gakwaya-hello = ")
+        .replace('plugin]\nname = "hello"', 'plugin]\nname = "gakwaya-hello"')
+    )
+    _project(tmp_path, pyproject)
+    assert _tool("write", str(tmp_path)).returncode == 0
+    r = _tool("check", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("OK: gakwaya-hello 0.4.0")

@@ -675,9 +675,9 @@ def test_the_author_guide_examples_work(
     exec(compile("\n".join(blocks), str(DOC), "exec"), module.__dict__)  # noqa: S102
     module.MANIFEST = load_manifest(toml[0])  # type: ignore[attr-defined]
 
-    kernel = Kernel.create(settings, extra_plugins=[("status-ping", module)])
+    kernel = Kernel.create(settings, extra_plugins=[("gakwaya-status-ping", module)])
     try:
-        assert kernel.plugins.statuses["status-ping"].status == "active"
+        assert kernel.plugins.statuses["gakwaya-status-ping"].status == "active"
         owner = make_user(kernel, "owner@example.com")
         org = make_org(kernel, "acme", {owner: "owner"})
         key = make_key(kernel, owner, org, ["read"])
@@ -689,18 +689,18 @@ def test_the_author_guide_examples_work(
                 "channel": "#ops",
                 "configured": False,
             }
-            r = client.get("/api/v1/orgs/acme/plugins/status-ping/settings", headers=key)
+            r = client.get("/api/v1/orgs/acme/plugins/gakwaya-status-ping/settings", headers=key)
             assert r.json()["missing"] == ["api_token"]
 
             headers = make_session(kernel, owner)
             r = client.put(
-                "/api/v1/orgs/acme/plugins/status-ping/settings",
+                "/api/v1/orgs/acme/plugins/gakwaya-status-ping/settings",
                 json={"values": {"api_token": SECRET, "channel": "#acme"}},
                 headers=headers,
             )
             assert r.status_code == 200, r.text
             r = client.put(
-                "/api/v1/plugins/status-ping/settings",
+                "/api/v1/plugins/gakwaya-status-ping/settings",
                 json={"values": {"interval": 30}},
                 headers=su(kernel),
             )

@@ -4,7 +4,8 @@ way an operator would install it).
 
 - :func:`plugin_project` / :func:`build_wheel` / :func:`build_plugin_wheel`: a tiny
   plugin distribution (entry point in ``gakwaya.plugins``, ``<package>/gakwaya-plugin.toml``
-  manifest, depends on ``gakwaya-sdk``) built into a real wheel by ``uv build``.
+  manifest, both named like the distribution; depends on ``gakwaya-sdk``) built into a
+  real wheel by ``uv build``.
 - :func:`new_key` / :func:`publish`: copy wheels into a directory, build the index for
   them and sign it (``index.json``), optionally editing the index before signing.
 - :class:`IndexServer`: ``http.server`` on 127.0.0.1 in a thread, serving a directory.
@@ -48,7 +49,7 @@ UV = str(find_uv_bin())
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 _INIT = '''\
-"""{plugin} {version}: a plugin built by the marketplace tests."""
+"""{dist} {version}: a plugin built by the marketplace tests."""
 
 from gakwaya_sdk import hookimpl
 
@@ -65,15 +66,17 @@ def plugin_project(
     root: Path,
     *,
     dist: str = "gakwaya-greeter",
-    plugin: str = "greeter",
     version: str = "1.0.0",
     core_api: str = ">=0.1,<0.2",
     dependencies: Sequence[str] = ("gakwaya-sdk",),
     init: str | None = None,
     extra_files: dict[str, str] | None = None,
 ) -> Path:
-    """A plugin project in ``root``: package ``dist`` with dashes made underscores."""
+    """A plugin project in ``root``: plugin and distribution ``dist`` (one name, as the
+    SDK's manifest check and the marketplace require), package ``dist`` with dashes made
+    underscores, capability ``demo:<dist without gakwaya->``."""
     package = dist.replace("-", "_")
+    short = dist.removeprefix("gakwaya-")
     root.mkdir(parents=True, exist_ok=True)
     deps = ", ".join(json.dumps(d) for d in dependencies)
     (root / "pyproject.toml").write_text(
@@ -81,15 +84,15 @@ def plugin_project(
 [project]
 name = "{dist}"
 version = "{version}"
-description = "The {plugin} test plugin"
+description = "The {short} test plugin"
 requires-python = ">=3.11"
 dependencies = [{deps}]
 
 [project.urls]
-Homepage = "https://example.org/{plugin}"
+Homepage = "https://example.org/{short}"
 
 [project.entry-points."gakwaya.plugins"]
-{plugin} = "{package}"
+{dist} = "{package}"
 
 [build-system]
 requires = ["hatchling>=1.25"]
@@ -102,11 +105,11 @@ packages = ["src/{package}"]
     source = root / "src" / package
     source.mkdir(parents=True, exist_ok=True)
     (source / "__init__.py").write_text(
-        init if init is not None else _INIT.format(plugin=plugin, version=version)
+        init if init is not None else _INIT.format(dist=dist, version=version)
     )
     (source / MANIFEST_FILE).write_text(
-        f'name = "{plugin}"\nversion = "{version}"\ncore_api = "{core_api}"\n'
-        f'provides = ["demo:{plugin}"]\n'
+        f'name = "{dist}"\nversion = "{version}"\ncore_api = "{core_api}"\n'
+        f'provides = ["demo:{short}"]\n'
     )
     for relative, text in (extra_files or {}).items():
         target = source / relative
@@ -325,12 +328,11 @@ def demo_wheels(workdir: Path) -> DemoWheels:
         version: build_plugin_wheel(workdir, out, version=version, core_api=core_api)
         for version, core_api in (("1.0.0", ">=0.1,<0.2"), ("1.1.0", ">=0.1"), ("2.0.0", ">=9"))
     }
-    other = build_plugin_wheel(workdir, out, dist="gakwaya-other", plugin="other")
+    other = build_plugin_wheel(workdir, out, dist="gakwaya-other")
     needy = build_plugin_wheel(
         workdir,
         out,
         dist="gakwaya-needy",
-        plugin="needy",
         dependencies=["gakwaya-sdk", "definitely-not-installed-dist>=1"],
     )
     rebuilt = build_plugin_wheel(

@@ -67,10 +67,13 @@ def test_the_walk_through_runs(tmp_path: Path) -> None:
 
     wrote = run("-m", "gakwaya_sdk", "manifest", "write")
     assert wrote.returncode == 0, wrote.stderr
-    assert (
-        'provides = [\n    "notifier:status-ping",\n]'
-        in (project / "src" / "gakwaya_status_ping" / "gakwaya-plugin.toml").read_text()
-    )
+    packaged = (project / "src" / "gakwaya_status_ping" / "gakwaya-plugin.toml").read_text()
+    assert 'provides = [\n    "notifier:status-ping",\n]' in packaged
+    # One name: the distribution's is the manifest's (and the entry point's).
+    assert 'name = "gakwaya-status-ping"' in packaged
+    checked = run("-m", "gakwaya_sdk", "manifest", "check")
+    assert checked.returncode == 0, checked.stderr
+    assert f"manifest check      # {checked.stdout.strip()}\n" in GUIDE.read_text(encoding="utf-8")
     tests = run("-m", "pytest", "-q", "-p", "no:cacheprovider")
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert re.search(rf"\b{GENERATED_TESTS + GUIDE_TESTS} passed\b", tests.stdout), tests.stdout

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,9 @@ def test_new_project_passes_its_tests_and_builds_a_publishable_wheel(tmp_path: P
     code, output = _new("hello-world", "--directory", str(tmp_path))
     assert code == 0, output
     project = tmp_path / "hello-world"
-    assert f"created {project}" in output
+    assert f"created {project} (plugin gakwaya-hello-world, package gakwaya_hello_world)" in (
+        output
+    )
     assert _files(project) == FILES
 
     # Its tests, as an author runs them: the plugin comes from src/, not installed.
@@ -79,8 +82,9 @@ def test_new_project_passes_its_tests_and_builds_a_publishable_wheel(tmp_path: P
         assert built.returncode == 0, built.stderr
     (wheel,) = out.glob("*.whl")
     info = read_wheel(wheel)
+    # One name: operators install, enable, disable and configure gakwaya-hello-world.
     assert (info.name, info.version) == ("gakwaya-hello-world", "0.1.0")
-    assert info.manifest["name"] == "hello-world"
+    assert info.manifest["name"] == "gakwaya-hello-world"
     assert info.manifest["version"] == info.version
     assert info.manifest["permissions"] == ["hello_world.read"]
     assert info.manifest["settings"][0]["default"] == "Hello"
@@ -95,7 +99,7 @@ def test_every_valid_name_gives_a_valid_formatted_project(tmp_path: Path, name: 
         sys.executable, "-m", "gakwaya_sdk", "manifest", "check", str(project), cwd=tmp_path
     )
     assert check.returncode == 0, check.stderr
-    assert f"OK: {name} 0.1.0" in check.stdout
+    assert f"OK: gakwaya-{name} 0.1.0" in check.stdout
     lint = _run(sys.executable, "-m", "ruff", "format", "--check", "--isolated", ".", cwd=project)
     assert lint.returncode == 0, lint.stdout
 
@@ -173,8 +177,28 @@ def test_templates_are_fully_substituted() -> None:
     for path, text in files.items():
         assert "$" not in text, path
     for path in ("pyproject.toml", "README.md", "src/gakwaya_hello_world/plugin.py"):
-        assert "hello-world" in files[path], path
-    assert 'NAME = "hello-world"' in files["tests/test_plugin.py"]
+        assert "gakwaya-hello-world" in files[path], path
+    assert 'PLUGIN = "gakwaya-hello-world"' in files["tests/test_plugin.py"]
+    assert 'NAME = "gakwaya-hello-world"' in files["src/gakwaya_hello_world/plugin.py"]
+
+
+def test_one_name_for_distribution_entry_point_and_manifest() -> None:
+    files = render("hello-world")
+    project = tomllib.loads(files["pyproject.toml"])
+    assert project["project"]["name"] == "gakwaya-hello-world"
+    assert project["project"]["entry-points"]["gakwaya.plugins"] == {
+        "gakwaya-hello-world": "gakwaya_hello_world.plugin"
+    }
+    assert project["tool"]["gakwaya"]["plugin"]["name"] == "gakwaya-hello-world"
+    assert project["tool"]["gakwaya"]["plugin"]["permissions"] == ["hello_world.read"]
+    packaged = tomllib.loads(files["src/gakwaya_hello_world/gakwaya-plugin.toml"])
+    assert packaged["name"] == "gakwaya-hello-world"
+    # The URL keeps the short name; the settings API takes the plugin's.
+    plugin = files["src/gakwaya_hello_world/plugin.py"]
+    assert '"/api/v1/orgs/{org:str}/hello-world/hello"' in plugin
+    tests = files["tests/test_plugin.py"]
+    assert 'return f"/api/v1/orgs/{org}/hello-world/hello"' in tests
+    assert 'f"/api/v1/orgs/{gakwaya_org.slug}/plugins/{PLUGIN}/settings"' in tests
 
 
 def test_core_api_range_allows_what_cannot_break() -> None:

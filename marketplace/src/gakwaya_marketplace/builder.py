@@ -7,7 +7,8 @@ The file holds the same keys as the ``[tool.gakwaya.plugin]`` table of the plugi
 pyproject, at the top level of the TOML document (``name``, ``version``, ``core_api``,
 ``provides``, ``requires``…), checked by the SDK's own rules
 (:func:`gakwaya_sdk.manifest.manifest_from_dict`); its ``version`` must equal the
-wheel's version.
+wheel's version and its ``name`` the wheel's distribution name (PEP 503-normalised):
+a plugin has one name, which operators install, enable and configure it by.
 
 Only wheels are published: a source distribution would run arbitrary build code on the
 panel's host at install time.
@@ -136,6 +137,12 @@ def read_wheel(path: Path) -> WheelInfo:
         )
 
     manifest = _parse_manifest(filename, manifests[0], raw_manifest, parsed_version)
+    if canonicalize_name(str(manifest["name"])) != file_name:
+        raise WheelRefused(
+            f"{filename}: the manifest names the plugin {manifest['name']!r} but the "
+            f"distribution is {meta_name!r}: a plugin's name must be its distribution's "
+            "name (compared PEP 503-normalised)"
+        )
     sha256, size = file_sha256(path)
     return WheelInfo(
         name=str(file_name),

@@ -33,15 +33,19 @@ def skip_reason(
     """Why ``release`` cannot be installed, or ``None`` when it can."""
     if release.yanked:
         return "yanked"
-    # A blocklist may name the distribution or the plugin (the manifest's name, which is
-    # what the plugin host refuses at load): either one blocks the release.
+    # The index keys a plugin by its distribution name, which is also the plugin's own
+    # (the manifest's, the host's): one name for the blocklist, the host and operators.
+    # read_wheel refuses a wheel that says otherwise; an index built elsewhere may not.
     plugin_name = release.manifest.get("name")
-    for named in (name, plugin_name):
-        if not isinstance(named, str):
-            continue
-        blocked = is_blocked(named, release.version, blocklist)
-        if blocked is not None:
-            return f"blocklisted: {blocked}"
+    key = canonicalize_name(name)
+    if not isinstance(plugin_name, str) or canonicalize_name(plugin_name) != key:
+        return (
+            f"its manifest names the plugin {plugin_name!r}, not {name}: a plugin's name "
+            "must be its distribution's name"
+        )
+    blocked = is_blocked(name, release.version, blocklist)
+    if blocked is not None:
+        return f"blocklisted: {blocked}"
     try:
         spec = SpecifierSet(release.core_api)
     except InvalidSpecifier:

@@ -91,7 +91,9 @@ def register_migrations() -> str | None:
     branch. ``gakwaya migrate`` upgrades ``core`` first, then each enabled
     plugin's branch in load order (a plugin's ``requires`` before it), so your
     tables may reference core tables and those of the plugins you require.
-    Name your tables with your plugin's name as prefix (``hello_greetings``).
+    Prefix your tables (and revision ids) with a short form of your plugin's
+    name (``hello_welcomes`` for ``gakwaya-hello``) so they never meet another
+    plugin's.
     """
 
 

@@ -1,8 +1,9 @@
 """``python -m gakwaya_sdk manifest check|write [PROJECT_DIR]``: the manifest validator.
 
-``check`` validates ``[tool.gakwaya.plugin]`` of the project's pyproject, the entry
-point in ``[project.entry-points."gakwaya.plugins"]`` (exactly one, named like the
-plugin), and that the packaged copy ``<package>/gakwaya-plugin.toml`` says the same.
+``check`` validates ``[tool.gakwaya.plugin]`` of the project's pyproject, that its
+``name`` is the distribution's (``[project].name``), the entry point in
+``[project.entry-points."gakwaya.plugins"]`` (exactly one, named like the plugin), and
+that the packaged copy ``<package>/gakwaya-plugin.toml`` says the same.
 ``write`` writes that packaged copy. Run ``write`` after editing the manifest, and
 ``check`` in your tests or CI; the marketplace refuses a wheel without the file.
 """
@@ -16,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from gakwaya_sdk.manifest import (
     MANIFEST_FILE,
     Manifest,
@@ -26,6 +29,12 @@ from gakwaya_sdk.manifest import (
 )
 
 ENTRY_POINT_GROUP = "gakwaya.plugins"
+#: Operators install a plugin by its distribution name and enable, disable and
+#: configure it by the name the panel loads it under: one name for both.
+NAME_RULE = (
+    "a plugin's name is its distribution's name ([project].name, compared "
+    "PEP 503-normalised), and its entry point has the same name"
+)
 
 
 class ProjectError(Exception):
@@ -49,6 +58,15 @@ def project_manifest(project: Path) -> tuple[Manifest, Path]:
         manifest = load_manifest(data)
     except ManifestError as exc:
         raise ProjectError(f"{project / 'pyproject.toml'}: {exc}") from None
+    dist = data.get("project", {}).get("name")
+    if not isinstance(dist, str) or not dist:
+        raise ProjectError(f"{project / 'pyproject.toml'}: [project].name is missing ({NAME_RULE})")
+    if canonicalize_name(dist) != canonicalize_name(manifest.name):
+        raise ProjectError(
+            f"the manifest's name {manifest.name!r} differs from the distribution's name "
+            f"{dist!r} ([project].name): {NAME_RULE}; set [tool.gakwaya.plugin] "
+            f"name = {dist!r} and name the entry point the same"
+        )
     eps = data.get("project", {}).get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
     if not isinstance(eps, Mapping) or len(eps) != 1:
         raise ProjectError(

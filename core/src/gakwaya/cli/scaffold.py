@@ -28,8 +28,9 @@ def new(name: str, directory: Path) -> None:
     """Create the plugin project NAME: pyproject with entry point and manifest, a
     permission, a route, its tests and a README; the tests pass as generated.
 
-    NAME is the plugin's name (lower-case letters, digits, '-'); the package is
-    gakwaya_NAME (with '_' for '-') and the distribution gakwaya-NAME."""
+    NAME is lower-case letters, digits and '-'; the plugin and its distribution are
+    both named gakwaya-NAME (one name, which operators install and configure it by),
+    the package is gakwaya_NAME (with '_' for '-')."""
     from gakwaya.scaffold import Names, ScaffoldError, create
 
     try:
@@ -40,7 +41,7 @@ def new(name: str, directory: Path) -> None:
         target = create(name, directory)
     except ScaffoldError as exc:
         fail(str(exc))
-    click.echo(f"created {target} (plugin {names.name}, package {names.package})")
+    click.echo(f"created {target} (plugin {names.dist}, package {names.package})")
     click.echo("next:")
     click.echo(f"  cd {target}")
     click.echo("  uv run pytest      # the generated tests, on a real panel")

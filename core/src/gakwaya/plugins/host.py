@@ -30,6 +30,7 @@ from typing import Any
 
 import msgspec
 import pluggy
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 import gakwaya
@@ -297,9 +298,9 @@ class PluginHost:
             )
             return REFUSED
         for entry in self.blocklist:
-            if entry.name == manifest.name and Version(manifest.version) < Version(
-                entry.lowest_good_version
-            ):
+            if canonicalize_name(entry.name) == canonicalize_name(manifest.name) and Version(
+                manifest.version
+            ) < Version(entry.lowest_good_version):
                 self._set(
                     cand,
                     REFUSED,

@@ -150,7 +150,9 @@ class Change(msgspec.Struct, kw_only=True):
     action: str
     version: str = ""
     previous: str = ""
-    #: The plugin's own (manifest) name, as ``gakwaya plugins list`` shows it.
+    #: The plugin's name as the host spells it (its manifest's), as ``gakwaya plugins
+    #: list`` shows it: ``name`` once PEP 503-normalised (the marketplace refuses a
+    #: wheel whose manifest names another plugin).
     plugin: str = ""
     enabled: bool = True
     note: str = ""
@@ -348,7 +350,8 @@ def fetch(url: str, limit: int, what: str, timeout: float = TIMEOUT_SECONDS) -> 
 class InstalledPlugin(msgspec.Struct, kw_only=True):
     version: str
     sha256: str
-    #: The manifest name (what the plugin host calls it).
+    #: The manifest's name as spelled: what the host keys its enable/disable state by.
+    #: The distribution's name once PEP 503-normalised, perhaps spelled otherwise.
     plugin: str
     index: str
 
@@ -1003,23 +1006,20 @@ class Installer:
         return _outcome(sorted(changes, key=lambda c: c.name))
 
     def set_lock_enabled(self, plugin: str, enabled: bool) -> bool:
-        """Mirror an operator's enable/disable of ``plugin`` (the host's name for it) in
-        the lock, when the marketplace installed it; whether the lock changed."""
-        mine = self.installed()
-        names = [name for name, item in mine.items() if plugin in (item.plugin, name)]
-        if not names:
+        """Mirror an operator's enable/disable of ``plugin`` (the host's name for it, which
+        is its distribution's) in the lock, when the marketplace installed it; whether
+        the lock changed."""
+        key = str(canonicalize_name(plugin))
+        if key not in self.installed():
             return False
         with self._operation():
             lock = self.read_lock()
-            changed = False
-            for name in names:
-                entry = lock.get(name)
-                if entry is not None and entry.enabled != enabled:
-                    lock.set_enabled(name, enabled)
-                    changed = True
-            if changed:
-                self._write_lock(lock)
-        return changed
+            entry = lock.get(key)
+            if entry is None or entry.enabled == enabled:
+                return False
+            lock.set_enabled(key, enabled)
+            self._write_lock(lock)
+        return True
 
     # Helpers of the changing operations -------------------------------------------------------
 

@@ -45,13 +45,16 @@ class ScaffoldError(Exception):
 class Names:
     """Every spelling of the plugin's name the templates need."""
 
-    #: The plugin's name: entry point, manifest, settings key, URL segment (``hello-world``).
+    #: NAME as typed: the project's directory, the URL segment of its routes
+    #: (``hello-world``).
     name: str
     #: For Python identifiers and permission names (``hello_world``).
     pkg: str
     #: The import package (``gakwaya_hello_world``).
     package: str
-    #: The distribution (``gakwaya-hello-world``).
+    #: The plugin's one name (``gakwaya-hello-world``): distribution, entry point,
+    #: manifest, settings key. Operators install, enable, disable and configure it by
+    #: this name, so it is never two.
     dist: str
 
     @classmethod
