@@ -40,13 +40,9 @@ from gakwaya_marketplace import BlockEntry, Index
 from tests.plugins.wheels import (
     SDK_DIR,
     DemoWheels,
-    IndexServer,
-    Key,
     Market,
-    demo_wheels,
     freeze,
     imported_version,
-    make_venv,
     new_key,
     publish,
     run_python,
@@ -58,33 +54,6 @@ from tests.services import free_port
 REPO_LOCK = Path(__file__).resolve().parents[2] / "plugins.lock"
 DEMO_DISTS = ("gakwaya-greeter", "gakwaya-other", "gakwaya-needy")
 INJECTIONS = ["x;rm -rf /", "$(touch x)", "`id`", "../etc", "-rf", "a\nb", "a..b"]
-
-
-@pytest.fixture(scope="session")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> DemoWheels:
-    return demo_wheels(tmp_path_factory.mktemp("plugin-wheels"))
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
-    server = IndexServer(tmp_path_factory.mktemp("served")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_venv(tmp_path_factory.mktemp("target") / "venv")
-
-
-@pytest.fixture(scope="module")
-def key() -> Key:
-    return new_key()
-
-
-@pytest.fixture
-def market(served: IndexServer, key: Key, wheels: DemoWheels) -> Market:
-    return Market.new(served, key, wheels)
 
 
 @pytest.fixture

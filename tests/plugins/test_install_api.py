@@ -26,14 +26,9 @@ from gakwaya.plugins.lockfile import LockEntry, read_lock, write_lock
 from tests.conftest import World, make_session, make_user
 from tests.plugins.samples import plugin
 from tests.plugins.wheels import (
-    DemoWheels,
-    IndexServer,
-    Key,
     Market,
-    demo_wheels,
     freeze,
     imported_version,
-    make_venv,
     new_key,
     uv_uninstall,
 )
@@ -44,33 +39,6 @@ DEMO_DISTS = ("gakwaya-greeter", "gakwaya-other", "gakwaya-needy")
 MARKET = "/api/v1/marketplace/plugins"
 PLUGINS = "/api/v1/plugins"
 INJECTIONS = ["x;rm -rf /", "$(touch x)", "`id`", "../etc", "-rf", "a\nb", "a..b"]
-
-
-@pytest.fixture(scope="session")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> DemoWheels:
-    return demo_wheels(tmp_path_factory.mktemp("plugin-wheels"))
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
-    server = IndexServer(tmp_path_factory.mktemp("served-api")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_venv(tmp_path_factory.mktemp("target-api") / "venv")
-
-
-@pytest.fixture(scope="module")
-def key() -> Key:
-    return new_key()
-
-
-@pytest.fixture
-def market(served: IndexServer, key: Key, wheels: DemoWheels) -> Market:
-    return Market.new(served, key, wheels)
 
 
 @pytest.fixture
