@@ -46,7 +46,9 @@ def providing(
 
 
 def _host(*extra: tuple[str, object]) -> PluginHost:
-    host = PluginHost()
+    from tests.plugins.test_loading import WORKSPACE_PLUGINS
+
+    host = PluginHost(disabled=WORKSPACE_PLUGINS)
     host.load(extra=list(extra))
     return host
 

@@ -126,8 +126,8 @@ def _limit_request_threads(count: int) -> None:
 
 
 def create_app(kernel: Kernel | None = None, *, background: bool = True) -> Litestar:
-    """Build the ASGI app. ``background=False`` leaves the job runner and event relay
-    to the caller (tests that drive them explicitly)."""
+    """Build the ASGI app. ``background=False`` leaves the job runner, the event relay
+    and the plugins' services to the caller (tests that drive them explicitly)."""
     kernel = kernel or Kernel.create()
     handlers = [route for _plugin, route in kernel.plugins.routes()]
 
@@ -135,9 +135,11 @@ def create_app(kernel: Kernel | None = None, *, background: bool = True) -> Lite
         _limit_request_threads(kernel.settings.request_threads)
         if background:
             kernel.start_background()
+            kernel.start_services()
 
     async def on_shutdown(app: Litestar) -> None:
         if background:
+            kernel.stop_services()
             kernel.stop_background()
 
     config = AppConfig(

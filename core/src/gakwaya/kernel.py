@@ -6,6 +6,7 @@ The API app, the CLI and ``gakwaya worker`` each build one with
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from gakwaya.db.migrate import BranchState
     from gakwaya.events.bus import EventBus
     from gakwaya.jobs.queue import JobQueue
+    from gakwaya_sdk.services import Service
 
 
 class Kernel:
@@ -37,7 +39,13 @@ class Kernel:
         self.process_id = f"{socket.gethostname()}:{os.getpid()}"
         settings.data_path.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.effective_database_url)
-        self.box = SecretBox(load_or_create_key(settings.secret_key, settings.data_path))
+        key = load_or_create_key(settings.secret_key, settings.data_path)
+        self.box = SecretBox(key)
+        #: Tells this installation's containers, networks and images from another's on a
+        #: shared Docker engine (two panels, or test runs): derived from the secret key,
+        #: so it is stable across restarts and reveals nothing about the key.
+        digest = hashlib.sha256(b"gakwaya-installation\0" + key.encode())
+        self.installation_id = digest.hexdigest()[:8]
         self.plugins = PluginHost(
             disabled=settings.disabled_plugins,
             modules=settings.plugin_modules,
@@ -51,6 +59,8 @@ class Kernel:
         self.plugins.load(extra=extra_plugins or [])
         self.permissions = PermissionCatalogue(self.plugins.permissions())
         self.audit = AuditLog(self.db, self.box)
+        #: Plugins' services running in this process (``start_services``).
+        self._services: list[tuple[str, Service]] = []
 
     @classmethod
     def create(cls, settings: Settings | None = None, **kwargs: Any) -> Kernel:
@@ -99,7 +109,20 @@ class Kernel:
         self.jobs.stop()
         self.events.stop()
 
+    def start_services(self) -> None:
+        """Start the plugins' services (``register_services``), after
+        :meth:`start_background`. Only a serving process calls it: ``gakwaya worker``
+        and CLI commands share :meth:`start_background` but must not run them (a port
+        forwarder in a worker would hold the app's ports)."""
+        if not self._services:
+            self._services = self.plugins.start_services(self.plugins.services())
+
+    def stop_services(self) -> None:
+        services, self._services = self._services, []
+        self.plugins.stop_services(services)
+
     def close(self) -> None:
+        self.stop_services()
         self.stop_background()
         if self.__dict__.get("redis") is not None:
             self.redis.close()  # type: ignore[union-attr]

@@ -58,6 +58,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     job_heartbeat_timeout: Positive = 60
     job_heartbeat_interval: Positive = 5
     reaper_interval: Positive = 15
+    #: Seconds old instances keep serving open connections after traffic switched to
+    #: a new release, before they are stopped.
+    deploy_drain_seconds: Annotated[float, msgspec.Meta(ge=0, le=600)] = 2
+    #: Seconds between two passes of the reconciler (desired state vs the runtime).
+    reconcile_interval: Positive = 30
     #: ``core.prune`` deletes jobs finished, and events stored, longer ago than this.
     job_retention_days: Positive = 30
     event_retention_days: Positive = 30
@@ -86,6 +91,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     plugins_lock: str = "plugins.lock"
     #: Python of the environment plugins are installed into; empty: the panel's own.
     plugin_python: str = ""
+    #: Host ports given to apps, one each, lowest free first: ``LOW-HIGH``.
+    app_port_range: str = "20000-29999"
+    #: The most replicas one app may ask for.
+    app_max_replicas: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
 
     def __post_init__(self) -> None:
         for net in self.trusted_proxies:
@@ -106,6 +115,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("redis_url: must start with redis://, rediss:// or unix://")
         self._check_plugin_sources()
+        self.app_ports  # noqa: B018 (raises SettingsError on a bad range)
 
     def _check_plugin_sources(self) -> None:
         from gakwaya.plugins.sources import check_index, parse_trusted_keys
@@ -148,6 +158,18 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             return self.base_url.rstrip("/")
         host = self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
         return f"http://{host}:{self.port}"
+
+    @property
+    def app_ports(self) -> tuple[int, int]:
+        """``app_port_range`` as (low, high), both included."""
+        low, sep, high = self.app_port_range.partition("-")
+        if sep and low.strip().isdigit() and high.strip().isdigit():
+            lo, hi = int(low), int(high)
+            if 1024 <= lo <= hi <= 65535:
+                return lo, hi
+        raise SettingsError(
+            "app_port_range: must be LOW-HIGH with 1024 <= LOW <= HIGH <= 65535, e.g. 20000-29999"
+        )
 
     @property
     def secure_cookies(self) -> bool:

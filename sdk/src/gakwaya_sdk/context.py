@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from gakwaya_sdk.events import Event
@@ -95,3 +96,8 @@ class Panel(Protocol):
 
     def providers(self, kind: str) -> Mapping[str, Any]:
         """Every active provider of ``kind`` (e.g. ``notifier``), by capability name."""
+
+    def data_dir(self, plugin: str) -> Path:
+        """A directory for ``plugin``'s own files (state, caches), created on first use,
+        under the panel's data directory and shared by every process of the panel
+        (serving processes and workers on the same host)."""

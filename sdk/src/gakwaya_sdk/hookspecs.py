@@ -6,7 +6,8 @@ by writing a function of the same name in your plugin module, decorated with
 Results may be plain values or awaitables unless a hook says otherwise.
 
 The families follow pytest and Datasette: ``register_<things>`` returns a list
-of items the kernel collects from every plugin; ``on_event`` is a subscriber.
+of items the kernel collects from every plugin; ``<thing>_for_<context>`` picks
+one provider (the first non-None result wins); ``on_event`` is a subscriber.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from gakwaya_sdk.events import Event
 from gakwaya_sdk.jobs import JobType
 from gakwaya_sdk.markers import hookspec
 from gakwaya_sdk.permissions import Permission
+from gakwaya_sdk.providers import SourceTree
+from gakwaya_sdk.services import Service
 
 
 @hookspec
@@ -67,10 +70,13 @@ def register_jobs() -> Sequence[JobType]:
 
 
 @hookspec
-def register_providers() -> Sequence[Any]:
+def register_providers(panel: Panel) -> Sequence[Any]:
     """Supply capabilities: a runtime, a builder, a proxy, a notifier…
 
-    Called once at start-up. Return provider objects, each with a
+    Called once at start-up, in every process (``panel`` gives the kernel's
+    services, e.g. ``panel.data_dir`` for a provider's state; its settings and
+    database are ready only once the hook has returned, so read them in the
+    provider's methods). Return provider objects, each with a
     ``capability`` attribute ``kind:name`` that your manifest lists under
     ``provides`` and the methods of that kind's protocol in
     :mod:`gakwaya_sdk.providers`. A provider that fails these checks is left
@@ -111,4 +117,33 @@ def on_event(event: Event, event_id: int, panel: Panel) -> None:
     same in every process, so a subscriber can use it to skip duplicates.
     ``panel`` gives the kernel's services (:class:`gakwaya_sdk.context.Panel`).
     The return value is ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def builder_for_source(source: SourceTree) -> str | None:
+    """Pick the builder for a checked-out source tree.
+
+    Called by the deploy pipeline after the source is fetched, in the worker
+    running the deployment. Look at ``source.context_dir`` (the app's
+    subdirectory of the checkout) and ``source.dockerfile`` (the Dockerfile path
+    the app configured, relative to it) and return the capability of a builder
+    you provide (``"builder:dockerfile"``) when you can build it, else ``None``.
+    The first non-None result wins; mark your implementation ``tryfirst=True``
+    to be asked before the built-in builders. Read files only; do not change
+    the tree here.
+    """
+
+
+@hookspec
+def register_services(panel: Panel) -> Sequence[Service]:
+    """Run long-lived background work in the serving panel process.
+
+    Called once when ``gakwaya serve`` starts (not in ``gakwaya worker`` nor in
+    CLI commands), with ``panel`` (:class:`gakwaya_sdk.context.Panel`). Return
+    :class:`~gakwaya_sdk.services.Service` objects: the kernel calls ``start()``
+    after its own background services (job runner, event relay) are up and
+    ``stop()`` at shutdown, each contained: one that
+    raises is reported with your plugin's name and the others still run.
+    ``start()`` must return promptly, starting a daemon thread for its loop.
     """

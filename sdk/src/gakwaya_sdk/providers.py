@@ -63,16 +63,28 @@ class Provider(Protocol):
 
 # Source ------------------------------------------------------------------------------
 
+#: Polled by long provider operations; True means "stop now and clean up" (a cancelled
+#: deployment, a job past its time limit). Providers check it between steps and lines.
+CancelledFn = Callable[[], bool]
+
+
+def _never() -> bool:
+    return False
+
 
 class SourceSpec(msgspec.Struct, frozen=True, kw_only=True):
+    #: Already checked with :func:`gakwaya_sdk.sources.check_git_url`.
     url: str
-    #: Branch, tag or full commit id.
+    #: Branch, tag or full commit id (:func:`gakwaya_sdk.sources.check_git_ref`).
     ref: str = ""
-    #: Credentials the kernel decrypted for this fetch (deploy key, token); never log them.
+    #: Secrets the kernel decrypted for this fetch; never log them. Keys:
+    #: ``ssh_private_key`` (an OpenSSH private key, for ``ssh://`` and scp-style URLs),
+    #: ``https_token`` and optional ``https_username`` (for ``https://`` URLs).
     credentials: Mapping[str, str] = msgspec.field(default_factory=dict)
 
 
 class SourceRevision(msgspec.Struct, frozen=True, kw_only=True):
+    #: Full commit id of the tree that was fetched.
     commit: str
     message: str = ""
     author: str = ""
@@ -82,8 +94,15 @@ class SourceRevision(msgspec.Struct, frozen=True, kw_only=True):
 class SourceProvider(Protocol):
     capability: str
 
-    def fetch(self, *, spec: SourceSpec, dest: str, log: LogFn) -> SourceRevision:
-        """Put the tree at ``spec.ref`` into the empty directory ``dest``."""
+    def accepts(self, *, url: str) -> bool:
+        """Whether this provider fetches ``url`` (the generic git provider takes all;
+        a GitHub provider may take only its host). The first that says yes wins."""
+
+    def fetch(
+        self, *, spec: SourceSpec, dest: str, log: LogFn, cancelled: CancelledFn = _never
+    ) -> SourceRevision:
+        """Put the tree at ``spec.ref`` into the empty directory ``dest`` (shallow where
+        the server allows). Raise ProviderError with a message free of credentials."""
 
     def resolve(self, *, spec: SourceSpec) -> str:
         """The full commit id ``spec.ref`` points at now (to detect new commits)."""
@@ -92,20 +111,36 @@ class SourceProvider(Protocol):
 # Builder -----------------------------------------------------------------------------
 
 
-class BuildRequest(msgspec.Struct, frozen=True, kw_only=True):
+class SourceTree(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``builder_for_source`` looks at to pick a builder."""
+
     #: Directory holding the source (already confined to the app's subdirectory).
     context_dir: str
-    #: The image reference to produce, e.g. ``gakwaya/acme-web:r42``.
+    #: The Dockerfile path the app configured, relative to ``context_dir``.
+    dockerfile: str = "Dockerfile"
+
+
+class BuildRequest(msgspec.Struct, frozen=True, kw_only=True):
+    #: Directory holding the source (already confined to the app's subdirectory);
+    #: the builder may write into it (it is a throwaway checkout).
+    context_dir: str
+    #: The image reference to produce, e.g. ``gakwaya/a12:d7``.
     image: str
-    #: Path of the Dockerfile relative to ``context_dir`` (Dockerfile builders).
+    #: Path of the Dockerfile relative to ``context_dir`` (Dockerfile builders),
+    #: already confined to the checkout.
     dockerfile: str = "Dockerfile"
     build_args: Mapping[str, str] = msgspec.field(default_factory=dict)
+    #: Put on the image, so the reconciler can find (and remove) what a failed
+    #: deployment left: ``gakwaya.app``, ``gakwaya.deployment``…
     labels: Mapping[str, str] = msgspec.field(default_factory=dict)
+    #: The organization the build is for (a builder's per-organization settings).
+    org_id: int | None = None
 
 
 class BuildResult(msgspec.Struct, frozen=True, kw_only=True):
     image: str
-    #: Content digest of the image (``sha256:…``): releases refer to it.
+    #: The engine's immutable id of the image (``sha256:…``): releases refer to it, so
+    #: a rollback runs exactly the bytes that were built, whatever the tag says now.
     digest: str
 
 
@@ -113,81 +148,155 @@ class BuildResult(msgspec.Struct, frozen=True, kw_only=True):
 class Builder(Protocol):
     capability: str
 
-    def detect(self, *, context_dir: str) -> bool:
-        """Whether this builder can build the tree (the first builder that says yes wins)."""
-
-    def build(self, *, request: BuildRequest, log: LogFn) -> BuildResult:
-        """Build the image; stream progress to ``log``; raise ProviderError on failure."""
+    def build(
+        self, *, request: BuildRequest, log: LogFn, cancelled: CancelledFn = _never
+    ) -> BuildResult:
+        """Build the image, streaming each output line to ``log`` as it comes and
+        reusing the layer cache. On failure or cancellation raise ProviderError and
+        leave no image or build container behind."""
 
 
 # Runtime -----------------------------------------------------------------------------
 
 
 class HealthCheck(msgspec.Struct, frozen=True, kw_only=True):
-    #: ``http`` (GET ``path`` answers 2xx/3xx) or ``tcp`` (the port accepts).
+    #: ``http`` (GET ``path`` answers 2xx/3xx), ``tcp`` (the port accepts) or ``none``
+    #: (running for ``interval`` seconds is enough).
     kind: str = "tcp"
     path: str = "/"
-    interval: float = 5.0
+    #: Seconds between attempts.
+    interval: float = 2.0
+    #: Seconds one attempt may take.
     timeout: float = 3.0
-    retries: int = 3
+    #: Failed attempts before the instance is declared unhealthy.
+    retries: int = 15
 
 
 class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
-    #: Stable key of the app (``<org>-<project>-<env>-<app>``), a valid container name part.
+    #: Stable key of the app (``a12``): a valid container-name part, put in the
+    #: ``gakwaya.app`` label. Instances of one app are found by it.
     app: str
+    #: Key of the app's organization (``o3``): its containers share one network,
+    #: ``gakwaya-<org>``, and no other organization's.
+    org: str
+    #: Key of the release (``r7``), in the ``gakwaya.release`` label.
     release: str
+    #: Image id or reference to run.
     image: str
+    #: Port the app listens on inside the container (also given as ``PORT``).
     port: int | None = None
     replicas: int = 1
     env: Mapping[str, str] = msgspec.field(default_factory=dict)
+    #: CPU limit in cores (0.5 = half a core).
     cpu: float | None = None
     memory_mb: int | None = None
     health: HealthCheck | None = None
+    #: ``no``, ``on-failure``, ``always`` or ``unless-stopped``.
     restart: str = "unless-stopped"
     labels: Mapping[str, str] = msgspec.field(default_factory=dict)
 
 
 class Instance(msgspec.Struct, frozen=True, kw_only=True):
     id: str
+    name: str
     app: str
     release: str
-    #: ``running``, ``starting``, ``unhealthy``, ``exited``…
+    #: ``created``, ``running``, ``restarting``, ``paused``, ``exited``, ``dead``.
     state: str
-    #: ``host:port`` the proxy can reach, when it listens.
+    #: ``host:port`` of the app's port, reachable from the panel's host (proxies
+    #: forward here), when it listens.
     address: str = ""
     started_at: datetime | None = None
+    labels: Mapping[str, str] = msgspec.field(default_factory=dict)
+    #: Exit code when ``state`` is ``exited``.
+    exit_code: int | None = None
+
+
+class InstanceStats(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    cpu_percent: float
+    memory_bytes: int
+    memory_limit_bytes: int
+    network_rx_bytes: int
+    network_tx_bytes: int
+    block_read_bytes: int
+    block_write_bytes: int
+
+
+class ImageInfo(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    tags: Sequence[str] = ()
+    labels: Mapping[str, str] = msgspec.field(default_factory=dict)
+    created_at: datetime | None = None
 
 
 @runtime_checkable
 class Runtime(Protocol):
     capability: str
 
-    def start(self, *, spec: ContainerSpec, log: LogFn) -> list[Instance]:
+    def start(
+        self, *, spec: ContainerSpec, log: LogFn, cancelled: CancelledFn = _never
+    ) -> list[Instance]:
         """Start ``spec.replicas`` new instances of a release beside any running ones,
-        and return them once they pass their health check (else raise ProviderError
-        and leave nothing of the new release running)."""
+        unprivileged, in the organization's network, with the limits, and return them
+        once each passes ``spec.health``. On failure (exit, health never passing,
+        cancellation) log the instances' last output lines, remove every instance
+        this call created, and raise ProviderError: the running ones are untouched."""
 
-    def stop(self, *, app: str, release: str | None = None) -> None:
-        """Stop and remove the app's instances (only ``release``'s when given)."""
+    def prepare_image(self, *, image: str, log: LogFn, cancelled: CancelledFn = _never) -> str:
+        """Make the prebuilt ``image`` reference (already checked with
+        :func:`gakwaya_sdk.sources.check_image_ref`) available to the engine and return
+        its immutable id, which the release records: pulled from its registry when the
+        reference names one (``registry.example.com/team/web:1``) or when the engine
+        does not have it; else the engine's own copy. Raise ProviderError when it can be
+        neither pulled nor found."""
+
+    def remove(self, *, instance_ids: Sequence[str], drain_seconds: float = 0) -> None:
+        """Stop (SIGTERM, then SIGKILL after ``drain_seconds``) and delete instances."""
+
+    def stop(self, *, instance_ids: Sequence[str], timeout: float = 10) -> None:
+        """Stop instances without deleting them (an app stopped by its owner)."""
+
+    def resume(self, *, instance_ids: Sequence[str]) -> None:
+        """Start stopped instances again."""
+
+    def restart(self, *, instance_ids: Sequence[str], timeout: float = 10) -> None:
+        """Restart instances in place."""
 
     def instances(self, *, app: str | None = None) -> list[Instance]:
-        """What runs now (every app's when ``app`` is None): the reconciler's view."""
+        """Every instance this runtime manages (of ``app`` when given), running or not:
+        the reconciler compares them with the desired state."""
 
     def logs(
-        self, *, app: str, since: datetime | None = None, follow: bool = False
+        self, *, instance_ids: Sequence[str], tail: int = 100, follow: bool = False
     ) -> Iterator[str]:
-        """The app's output lines."""
+        """Output lines of the instances, oldest first; with ``follow``, new lines as they
+        come until the caller closes the iterator."""
+
+    def stats(self, *, instance_ids: Sequence[str]) -> list[InstanceStats]:
+        """One current sample per running instance."""
+
+    def images(self, *, labels: Mapping[str, str]) -> list[ImageInfo]:
+        """Images carrying all of ``labels`` (the kernel's image garbage collection)."""
+
+    def remove_image(self, *, image: str) -> None:
+        """Delete an image (by id); one still used by an instance is left alone."""
 
 
 # Proxy and certificates --------------------------------------------------------------
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True):
-    domain: str
+    #: Key of the app the route serves (``a12``).
+    app: str
     #: ``host:port`` of each healthy instance.
     upstreams: Sequence[str]
-    app: str
-    #: Serve HTTPS (and redirect HTTP) for this domain.
+    #: Domain served (HTTP proxies); empty for a port-only route.
+    domain: str = ""
+    #: Host port served (port-forwarding proxies); None for a domain-only route.
+    port: int | None = None
+    #: Serve HTTPS (and redirect HTTP) for ``domain``.
     tls: bool = True
 
 
@@ -196,8 +305,9 @@ class Proxy(Protocol):
     capability: str
 
     def apply(self, *, routes: Sequence[Route]) -> None:
-        """Make the proxy serve exactly ``routes`` (the whole desired set), atomically:
-        on failure the previous configuration keeps serving."""
+        """Make the proxy serve exactly ``routes`` (the whole desired set; a proxy
+        ignores the routes it cannot serve, e.g. a port forwarder those without a
+        ``port``), atomically: on failure the previous configuration keeps serving."""
 
     def routes(self) -> list[Route]:
         """What the proxy serves now (the reconciler compares it with the desired set)."""

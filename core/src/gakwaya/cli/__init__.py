@@ -10,10 +10,13 @@ from __future__ import annotations
 from gakwaya.cli import (  # noqa: F401
     admin,
     apikey,
+    app,
     audit,
+    deploy,
     org,
     plugin_settings,
     plugins,
+    project,
     scaffold,
     serve,
     worker,

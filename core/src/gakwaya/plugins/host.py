@@ -50,6 +50,7 @@ from gakwaya_sdk.manifest import (
 )
 from gakwaya_sdk.permissions import Permission
 from gakwaya_sdk.providers import check_provider
+from gakwaya_sdk.services import Service
 
 log = logging.getLogger("gakwaya.plugins")
 trace_log = logging.getLogger("gakwaya.plugins.trace")
@@ -66,6 +67,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "gakwaya.events.plugin",
     "gakwaya.jobs.plugin",
     "gakwaya.plugins.plugin",
+    "gakwaya.deploy.plugin",
 )
 
 # Statuses.
@@ -478,6 +480,60 @@ class PluginHost:
         prefix = f"{kind}:"
         return {c: p for c, (_, p) in self.capabilities.items() if c.startswith(prefix)}
 
+    def services(self) -> list[tuple[str, Service]]:
+        """(plugin, service) from every active plugin's ``register_services``, in load
+        order. A plugin whose hook raises, or returns something that is not a list of
+        :class:`~gakwaya_sdk.services.Service`, is degraded and its bad items left out:
+        the others' services still run."""
+        out: list[tuple[str, Service]] = []
+        for plugin, result in self._collect_tolerant("register_services"):
+            try:
+                items = list(result or ())
+            except TypeError:
+                self._mark_degraded(plugin, f"register_services returned {result!r}, not a list")
+                continue
+            for item in items:
+                if isinstance(item, Service) and isinstance(item.name, str):
+                    out.append((plugin, item))
+                else:
+                    self._mark_degraded(
+                        plugin,
+                        f"service refused: {item!r} is not a Service "
+                        "(a 'name' string, start() and stop())",
+                    )
+        return out
+
+    def start_services(self, services: Sequence[tuple[str, Service]]) -> list[tuple[str, Service]]:
+        """Start each service; one that raises is logged and degrades its plugin, the
+        others still start. Returns those that started (what to stop later)."""
+        started: list[tuple[str, Service]] = []
+        for plugin, service in services:
+            try:
+                service.start()
+            except Exception as exc:
+                log.error(
+                    "plugin %s: service %s failed to start", plugin, service.name, exc_info=exc
+                )
+                self._mark_degraded(plugin, f"service {service.name!r} failed to start: {exc!r}")
+                continue
+            log.info("plugin %s: service %s started", plugin, service.name)
+            started.append((plugin, service))
+        return started
+
+    def stop_services(self, services: Sequence[tuple[str, Service]]) -> None:
+        """Stop each service, the last started first; a failure is logged with the
+        plugin's name and does not keep the others running."""
+        for plugin, service in reversed(services):
+            try:
+                service.stop()
+            except Exception as exc:
+                log.error(
+                    "plugin %s: service %s failed to stop", plugin, service.name, exc_info=exc
+                )
+                self._mark_degraded(plugin, f"service {service.name!r} failed to stop: {exc!r}")
+                continue
+            log.info("plugin %s: service %s stopped", plugin, service.name)
+
     def migration_dirs(self) -> list[tuple[str, str]]:
         """(plugin, directory) of every active plugin's Alembic branch, in load order.
         A plugin whose hook raises is degraded and left out: the others still migrate."""
@@ -532,6 +588,20 @@ class PluginHost:
             for item in result or ():
                 items.append((plugin, item))
         return items
+
+    def first_result(self, hook_name: str, **kwargs: Any) -> Any | None:
+        """A ``firstresult`` hook (``builder_for_source``): the first non-None answer in
+        call order. A raising implementation is contained (its plugin degraded) and
+        the next one is asked."""
+        for impl in _call_order(getattr(self.pm.hook, hook_name)):
+            try:
+                result = self._call(impl, hook_name, kwargs)
+            except Exception as exc:
+                self._degrade(impl.plugin_name, hook_name, exc)
+                continue
+            if result is not None:
+                return result
+        return None
 
     def permissions(self) -> list[tuple[str, Permission]]:
         return self._flatten("register_permissions")

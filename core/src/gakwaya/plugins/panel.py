@@ -7,8 +7,10 @@ they may do is exactly the SDK protocol.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gakwaya_sdk.events import Event
@@ -58,3 +60,12 @@ class KernelPanel:
 
     def providers(self, kind: str) -> Mapping[str, Any]:
         return self._kernel.plugins.providers(kind)
+
+    def data_dir(self, plugin: str) -> Path:
+        # The name is a plugin's (PEP 503 canonical), never a user's; refuse anything
+        # else so no caller can point it outside the data directory.
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,99}", plugin) or ".." in plugin:
+            raise ValueError(f"data_dir: {plugin!r} is not a plugin name")
+        path = self._kernel.settings.data_path / "plugins" / "data" / plugin
+        path.mkdir(parents=True, exist_ok=True)
+        return path

@@ -250,3 +250,26 @@ def gakwaya_superuser(gakwaya_kernel: Kernel) -> GakwayaUser:
     organization; ``.session`` holds the headers of a signed-in session (for
     installation-wide routes such as ``/api/v1/plugins``)."""
     return create_user(gakwaya_kernel, "superuser@example.com", superuser=True)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """A Docker engine answering on the default socket (``dockerd`` started if needed).
+
+    Fails, never skips, when none can run: a test that needs the engine must not
+    pass without one."""
+    from gakwaya.testing.docker import ensure_engine
+
+    ensure_engine()
+
+
+@pytest.fixture(scope="session")
+def gakwaya_base_image(docker_engine: None) -> str:
+    """Tag of a local Debian bookworm image with python3, python3-venv and nodejs.
+
+    Built with debootstrap and ``docker import`` the first time on a machine and
+    cached (see :mod:`gakwaya.testing.docker`): write test apps ``FROM`` it, since no
+    registry is reachable."""
+    from gakwaya.testing.docker import ensure_base_image
+
+    return ensure_base_image()

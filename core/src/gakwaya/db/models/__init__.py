@@ -1,6 +1,7 @@
 """Every core table. Importing this package registers them on ``Base.metadata``."""
 
 from gakwaya.db.models.audit import AuditHead, AuditRecord
+from gakwaya.db.models.deploy import App, AppEnvVar, Deployment, Environment, Project, Release
 from gakwaya.db.models.events import StoredEvent
 from gakwaya.db.models.identity import (
     LoginThrottle,
@@ -16,8 +17,12 @@ from gakwaya.db.models.plugins import PluginState
 
 __all__ = [
     "ApiKey",
+    "App",
+    "AppEnvVar",
     "AuditHead",
     "AuditRecord",
+    "Deployment",
+    "Environment",
     "Invitation",
     "Job",
     "JobLog",
@@ -26,7 +31,9 @@ __all__ = [
     "Organization",
     "PluginSetting",
     "PluginState",
+    "Project",
     "RecoveryCode",
+    "Release",
     "SetupToken",
     "StoredEvent",
     "User",

@@ -1,0 +1,1 @@
+"""Docker runtime: runs releases as containers on the local Docker engine."""

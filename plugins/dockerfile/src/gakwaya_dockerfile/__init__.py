@@ -1,0 +1,1 @@
+"""Dockerfile builder: builds images with the local Docker engine, layer cache reused."""

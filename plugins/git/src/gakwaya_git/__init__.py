@@ -1,0 +1,1 @@
+"""Generic git source: shallow clones over HTTPS (token) and SSH (deploy key)."""
