@@ -324,7 +324,7 @@ def _project(ctx: Ctx, name: str = "shop") -> str:
     return name
 
 
-def _app(ctx: Ctx) -> int:
+def _app(ctx: Ctx, **source: str) -> int:
     _project(ctx)
     r = ctx.client.post(
         "/api/v1/orgs/acme/apps",
@@ -332,7 +332,7 @@ def _app(ctx: Ctx) -> int:
             "project": "shop",
             "environment": "production",
             "name": "web",
-            "git_url": "https://git.example.com/acme/web.git",
+            **(source or {"git_url": "https://git.example.com/acme/web.git"}),
         },
         headers=ctx.s("developer"),
     )
@@ -352,20 +352,7 @@ def _app_with_var(ctx: Ctx) -> int:
 
 
 def _image_app(ctx: Ctx) -> int:
-    _project(ctx)
-    r = ctx.client.post(
-        "/api/v1/orgs/acme/apps",
-        json={
-            "project": "shop",
-            "environment": "production",
-            "name": "img",
-            "source_type": "image",
-            "image": "gakwaya-test/absent:1",
-        },
-        headers=ctx.s("developer"),
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
+    return _app(ctx, source_type="image", image="gakwaya-test/absent:1")
 
 
 def _deployment(ctx: Ctx, state: str = "failed") -> int:
