@@ -30,6 +30,10 @@ from gakwaya_sdk.permissions import ROLE_RANK, Scope
 from tests.conftest import PASSWORD, World, make_session, make_user
 from tests.identity.helpers import unused_code
 
+# A few routes (app status, logs, stats) ask the Docker engine what runs: start it when
+# this module runs alone on a fresh machine.
+pytestmark = pytest.mark.usefixtures("docker_engine")
+
 SAFE = {"GET", "HEAD", "OPTIONS"}
 
 
