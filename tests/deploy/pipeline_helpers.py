@@ -4,7 +4,6 @@ deployments, reading what an app's host port serves."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -16,16 +15,11 @@ import docker
 from gakwaya.db.base import utcnow
 from gakwaya.db.models import App, AppEnvVar, Environment, Organization, Project
 from gakwaya.kernel import Kernel
+from tests.services import free_port
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps"
 API = "/api/v1/orgs/acme"
 FINISHED = ("succeeded", "failed", "cancelled", "superseded")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_app(kernel: Kernel, org: Organization, name: str = "web", **values: Any) -> int:

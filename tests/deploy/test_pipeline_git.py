@@ -45,13 +45,13 @@ from tests.deploy.pipeline_helpers import (
     clean_engine,
     deploy,
     fetch,
-    free_port,
     make_app,
     serving,
     set_env,
     succeeded,
     wait_deployment,
 )
+from tests.services import free_port
 
 pytestmark = pytest.mark.usefixtures("gakwaya_base_image")
 

@@ -287,7 +287,7 @@ def test_deleting_an_app_tears_down_its_containers_and_route(
 @pytest.fixture(scope="module")
 def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from gakwaya.testing.docker import registry
-    from tests.deploy.pipeline_helpers import free_port
+    from tests.services import free_port
 
     with registry(tmp_path_factory.mktemp("registry"), free_port()) as address:
         yield address

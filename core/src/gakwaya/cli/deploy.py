@@ -8,6 +8,7 @@ follows its log until it ends and exits non-zero when it did not succeed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -36,8 +37,9 @@ def _app(kernel: Any, org_slug: str, ref: str) -> tuple[int, int]:
 
 def _follow(kernel: Any, deployment_id: int) -> str:
     """Print the deployment's log lines as they come; return its final state."""
-    from gakwaya.db.models import Deployment, JobLog
+    from gakwaya.db.models import Deployment
     from gakwaya.deploy.queue import FINISHED_STATES
+    from gakwaya.jobs.services import log_after
 
     last = 0
     while True:
@@ -45,17 +47,7 @@ def _follow(kernel: Any, deployment_id: int) -> str:
             row = db.get(Deployment, deployment_id)
             assert row is not None
             state, job_id = row.state, row.job_id
-            lines = (
-                list(
-                    db.execute(
-                        select(JobLog.id, JobLog.line)
-                        .where(JobLog.job_id == job_id, JobLog.id > last)
-                        .order_by(JobLog.id)
-                    )
-                )
-                if job_id
-                else []
-            )
+            lines = log_after(db, job_id, last)
         for line_id, line in lines:
             click.echo(line)
             last = line_id
@@ -302,11 +294,9 @@ def logs(org_slug: str, app: str, tail: int, follow: bool) -> None:
             fail("the app has no instances")
         scrub = log_scrubber(kernel, app_id)
         lines = runtime(kernel).logs(instance_ids=ids, tail=tail, follow=follow)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
             for line in lines:
                 click.echo(scrub(line))
-        except KeyboardInterrupt:
-            pass
 
     run(work)
 
@@ -339,7 +329,8 @@ def deployment_group() -> None:
 @click.argument("deployment_id", type=int)
 def deployment_show(org_slug: str, deployment_id: int) -> None:
     """A deployment's state and its full log."""
-    from gakwaya.db.models import Deployment, JobLog
+    from gakwaya.db.models import Deployment
+    from gakwaya.jobs.services import log_after
     from gakwaya.orgs import services as orgs
     from gakwaya.orgs.scoped import get_in_org
 
@@ -350,11 +341,8 @@ def deployment_show(org_slug: str, deployment_id: int) -> None:
             click.echo(f"deployment {d.id} (#{d.number}, {d.kind}) of app {d.app_id}: {d.state}")
             if d.error:
                 click.echo(f"error: {d.error}")
-            if d.job_id:
-                for line in db.scalars(
-                    select(JobLog.line).where(JobLog.job_id == d.job_id).order_by(JobLog.id)
-                ):
-                    click.echo(line)
+            for _id, line in log_after(db, d.job_id):
+                click.echo(line)
 
     run(work)
 

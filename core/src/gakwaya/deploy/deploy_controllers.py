@@ -15,11 +15,10 @@ from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gakwaya.auth.principal import OrgContext, Principal, set_audit_target
-from gakwaya.db.models import App, Deployment, JobLog, Release
+from gakwaya.db.models import App, Deployment, Release
 from gakwaya.deploy import lifecycle, queue
 from gakwaya.deploy.deploy_schemas import (
     AppStatus,
@@ -35,6 +34,7 @@ from gakwaya.deploy.deploy_schemas import (
 from gakwaya.deploy.runtime import log_scrubber, open_env, our_instances, runtime
 from gakwaya.errors import Conflict, FieldError
 from gakwaya.jobs.context import Scrubber
+from gakwaya.jobs.services import log_after
 from gakwaya.kernel import Kernel
 from gakwaya.orgs.scoped import get_in_org, in_org
 from gakwaya.pagination import DEFAULT_LIMIT, LimitQuery, Page, next_cursor, parse_cursor
@@ -50,6 +50,8 @@ DEPLOYMENT_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "s
 #: Seconds between two reads of new log lines for a live stream.
 STREAM_POLL = 0.5
 MAX_TAIL = 5000
+#: Log lines read per look by a live stream.
+STREAM_BATCH = 500
 
 
 def _deployment_out(row: Deployment) -> DeploymentOut:
@@ -74,11 +76,7 @@ def _deployment_out(row: Deployment) -> DeploymentOut:
 
 
 def _detail(db: Session, row: Deployment) -> DeploymentDetail:
-    lines: list[str] = []
-    if row.job_id:
-        lines = list(
-            db.scalars(select(JobLog.line).where(JobLog.job_id == row.job_id).order_by(JobLog.id))
-        )
+    lines = [line for _id, line in log_after(db, row.job_id)]
     return DeploymentDetail(**msgspec.structs.asdict(_deployment_out(row)), logs=lines)
 
 
@@ -255,17 +253,7 @@ def _log_batch(
 ) -> tuple[list[tuple[int, str]], str]:
     with kernel.db.session() as db:
         row = get_in_org(db, Deployment, deployment_id, org_id, what="deployment")
-        lines: list[tuple[int, str]] = []
-        if row.job_id:
-            lines = [
-                (int(i), str(line))
-                for i, line in db.execute(
-                    select(JobLog.id, JobLog.line)
-                    .where(JobLog.job_id == row.job_id, JobLog.id > after)
-                    .order_by(JobLog.id)
-                    .limit(500)
-                )
-            ]
+        lines = log_after(db, row.job_id, after, limit=STREAM_BATCH)
         return lines, row.state
 
 
@@ -280,7 +268,7 @@ async def _log_stream(
         for line_id, line in lines:
             yield ServerSentEventMessage(id=line_id, event="log", data=line)
             last = line_id
-        if len(lines) == 500:
+        if len(lines) == STREAM_BATCH:
             continue
         if state in queue.FINISHED_STATES:
             yield ServerSentEventMessage(event="end", data=state)

@@ -23,7 +23,7 @@ from gakwaya.deploy.runtime import (
     runtime,
     spec_for,
 )
-from gakwaya.errors import Conflict, NotFound
+from gakwaya.errors import Conflict, GakwayaError, NotFound
 from gakwaya_sdk.providers import Instance, ProviderError
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 STOP_TIMEOUT = 10
 
 
-class RuntimeFailed(Conflict):
+class RuntimeFailed(GakwayaError):
     """The runtime refused; the message is the provider's."""
 
     status_code = 502

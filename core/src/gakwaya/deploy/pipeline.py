@@ -195,7 +195,7 @@ def _deploy(kernel: Kernel, ctx: JobContext, deployment_id: int, attempt: _Attem
     ctx.progress(80)
 
     # Switch: the release becomes current, then every proxy gets the new routes.
-    _set_current(kernel, app.id, release.id, deployment_id)
+    _set_current(kernel, app.id, release.id)
     attempt.switched = True
     apply_routes(kernel)
     ctx.log("traffic switched to the new release")
@@ -328,7 +328,7 @@ def _create_release(
     return release
 
 
-def _set_current(kernel: Kernel, app_id: int, release_id: int | None, deployment_id: int) -> None:
+def _set_current(kernel: Kernel, app_id: int, release_id: int | None) -> None:
     with kernel.db.transaction() as db:
         db.execute(
             update(App)
@@ -349,7 +349,7 @@ def _clean(kernel: Kernel, ctx: JobContext, attempt: _Attempt) -> None:
             with kernel.db.transaction() as db:
                 app_id = db.scalar(select(Release.app_id).where(Release.id == attempt.release_id))
             if app_id is not None:
-                _set_current(kernel, app_id, attempt.previous_release_id, 0)
+                _set_current(kernel, app_id, attempt.previous_release_id)
         except Exception:
             log.exception("restoring the previous release failed")
     if attempt.instances:

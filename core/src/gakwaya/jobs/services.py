@@ -116,3 +116,20 @@ def show_job(db: Session, org_id: int, job_id: str) -> JobDetail:
         logs=[JobLogLine(at=line.created_at, line=line.line) for line in lines],
         logs_truncated=total > len(lines),
     )
+
+
+def log_after(
+    db: Session, job_id: str | None, after: int = 0, limit: int | None = None
+) -> list[tuple[int, str]]:
+    """A job's log lines with an id above ``after``, oldest first, as (id, line): what a
+    follower (a live stream, ``--wait``) has not printed yet."""
+    if not job_id:
+        return []
+    query = (
+        select(JobLog.id, JobLog.line)
+        .where(JobLog.job_id == job_id, JobLog.id > after)
+        .order_by(JobLog.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [(int(i), str(line)) for i, line in db.execute(query)]

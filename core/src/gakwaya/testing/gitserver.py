@@ -225,7 +225,7 @@ class GitHTTPHandler(BaseHTTPRequestHandler):
     server: GitHTTPServer
 
     def log_message(self, format: str, *args: object) -> None:
-        pass
+        """Silent: tests read ``server.requests`` instead of stderr."""
 
     def do_GET(self) -> None:
         self._serve()

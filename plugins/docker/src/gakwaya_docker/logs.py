@@ -84,11 +84,11 @@ def follow(streams: list[tuple[str, Any]], on_close: Callable[[], None]) -> Iter
 
     def read(prefix: str, stream: Any) -> None:
         try:
-            for line in lines(stream):
-                if not put(prefix + line):
-                    return
-        except Exception:  # noqa: S110 - a closed or broken stream simply ends
-            pass
+            # A closed or broken stream simply ends this reader.
+            with contextlib.suppress(Exception):
+                for line in lines(stream):
+                    if not put(prefix + line):
+                        return
         finally:
             put(_DONE)
 

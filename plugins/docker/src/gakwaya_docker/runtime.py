@@ -221,9 +221,8 @@ class DockerRuntime:
                 continue
         for container in containers:
             try:
-                container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
+                with contextlib.suppress(docker.errors.NotFound):  # gone already
+                    container.remove(force=True, v=True)
             except Exception as exc:
                 with contextlib.suppress(Exception):  # the log is a courtesy
                     log(f"could not remove {container.name}: {exc}")
@@ -235,13 +234,13 @@ class DockerRuntime:
         grace = max(0, math.ceil(drain_seconds))
 
         def remove_one(container: Container) -> None:
-            with self.engine.errors(f"removing {container.name}"):
-                try:
-                    if container.status in ("running", "restarting", "paused"):
-                        container.stop(timeout=grace)
-                    container.remove(force=True, v=True)
-                except docker.errors.NotFound:
-                    pass
+            with (
+                self.engine.errors(f"removing {container.name}"),
+                contextlib.suppress(docker.errors.NotFound),  # gone already
+            ):
+                if container.status in ("running", "restarting", "paused"):
+                    container.stop(timeout=grace)
+                container.remove(force=True, v=True)
 
         self._each(self._managed(client, instance_ids), remove_one)
 

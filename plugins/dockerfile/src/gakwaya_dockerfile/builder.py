@@ -360,11 +360,10 @@ def _untag(tag: str, image_id: str) -> None:
         return
     client = engine_client()
     try:
-        current = str(client.inspect_image(tag)["Id"])
-        if current == image_id or current.removeprefix("sha256:").startswith(image_id):
-            client.remove_image(tag)
-    except docker.errors.NotFound:
-        pass
+        with contextlib.suppress(docker.errors.NotFound):  # no such tag: nothing to undo
+            current = str(client.inspect_image(tag)["Id"])
+            if current == image_id or current.removeprefix("sha256:").startswith(image_id):
+                client.remove_image(tag)
     finally:
         client.close()
 
