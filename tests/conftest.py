@@ -121,9 +121,18 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
+def worker_port_range() -> str:
+    """This test process's slice of ``app_port_range``: parallel workers (pytest-xdist
+    ``gwN``) give apps host ports the port proxy binds, so two must never get the same."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    low = 20000 + (int(worker) if worker.isdigit() else 0) * 1000
+    return f"{low}-{low + 999}"
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
     values: dict[str, Any] = {
+        "app_port_range": worker_port_range(),
         "data_dir": str(tmp_path / "data"),
         "database_url": database_url,
         "secret_key": Fernet.generate_key().decode(),

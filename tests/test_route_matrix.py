@@ -372,6 +372,16 @@ def _deployment(ctx: Ctx, state: str = "failed") -> int:
         return int(row.id)
 
 
+def _domain(ctx: Ctx) -> int:
+    r = ctx.client.post(
+        f"/api/v1/orgs/acme/apps/{_app(ctx)}/domains",
+        json={"name": "shop.example.com"},
+        headers=ctx.s("developer"),
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
 def _release(ctx: Ctx) -> int:
     from gakwaya.db.models import Release
     from gakwaya.deploy.runtime import seal_env
@@ -601,6 +611,29 @@ CASES: dict[str, Callable[[Ctx], Any] | str] = {
     "apps_stats": lambda c: c.client.get(
         f"/api/v1/orgs/acme/apps/{_image_app(c)}/stats", headers=c.world.a.keys["read"]
     ),
+    # Domains (tests/domains/ covers each in depth; verifying needs a DNS server, asking
+    # needs a loopback client: both run against real ones there).
+    "domains_list": lambda c: c.client.get(
+        f"/api/v1/orgs/acme/apps/{_app(c)}/domains", headers=c.world.a.keys["read"]
+    ),
+    "domains_create": lambda c: c.client.post(
+        f"/api/v1/orgs/acme/apps/{_app(c)}/domains",
+        json={"name": "shop.example.com"},
+        headers=c.world.a.keys["write"],
+    ),
+    "domains_show": lambda c: c.client.get(
+        f"/api/v1/orgs/acme/domains/{_domain(c)}", headers=c.s("viewer")
+    ),
+    "domains_update": lambda c: c.client.patch(
+        f"/api/v1/orgs/acme/domains/{_domain(c)}",
+        json={"max_body_mb": 10},
+        headers=c.s("developer"),
+    ),
+    "domains_verify": "tests/domains/test_api.py",
+    "domains_delete": lambda c: c.client.delete(
+        f"/api/v1/orgs/acme/domains/{_domain(c)}", headers=c.world.a.keys["admin"]
+    ),
+    "proxy_ask": "tests/domains/test_ask.py",
 }
 
 

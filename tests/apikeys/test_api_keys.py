@@ -291,6 +291,8 @@ def test_expired_key_is_401(client, kernel, world):
         # A well-formed key that was never issued.
         "Bearer " + key_format.generate(),
     ],
+    # Stable ids: parallel workers (pytest-xdist) must collect the same test names.
+    ids=["short", "not-a-key", "basic", "empty", "never-issued"],
 )
 def test_bad_credentials_are_401(client, world, authorization):
     r = client.get(KEYS, headers={"Authorization": authorization})

@@ -7,6 +7,7 @@ import contextlib
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,43 @@ def clean_engine(installation_id: str) -> None:
         if network.name.startswith(prefix):
             with contextlib.suppress(docker.errors.NotFound):
                 network.remove()
-    for image in client.images.list(filters={"label": mine}):
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            client.images.remove(image.id, force=True)
+    # By name only: identical builds of other test kernels are the same image.
+    built = keys.image_prefix(installation_id)
+    for _image_id, tags in image_tags():
+        for tag in tags:
+            if tag.startswith(built):
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    client.images.remove(tag)
+
+
+def image_tags() -> list[tuple[str, list[str]]]:
+    """``(id, tags)`` of every image, in one engine call: ``images.list()`` inspects
+    each image afterwards, and fails when a parallel test removed one in between."""
+    return [(i["Id"], list(i.get("RepoTags") or [])) for i in docker.from_env().api.images()]
+
+
+def only_release(kernel: Kernel, app_id: int, release_id: int, timeout: float = 30) -> list[Any]:
+    """Wait until the app's instances are all of ``release_id`` (after a switch, the
+    deployment's job stops the old ones once they drained); return them."""
+    from gakwaya.deploy import keys
+    from gakwaya.deploy.runtime import our_instances
+
+    deadline = time.monotonic() + timeout
+    while True:
+        instances = our_instances(kernel, app_id)
+        if {i.release for i in instances} == {keys.release_key(release_id)}:
+            return instances
+        assert time.monotonic() < deadline, [(i.release, i.state) for i in instances]
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def fixture_image(name: str, tag: str) -> Iterator[str]:
+    """The fixture app ``tests/fixtures/apps/<name>`` built as ``tag``; removed after."""
+    client = docker.from_env()
+    client.images.build(path=str(APPS / name), tag=tag, rm=True, pull=False)
+    try:
+        yield tag
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(tag, force=True)

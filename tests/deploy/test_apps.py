@@ -57,7 +57,7 @@ def test_create_with_defaults(client, kernel, world, dev):
         "restart_policy": "unless-stopped",
         "desired_state": "running",
         "current_release_id": None,
-        "host_port": 20000,
+        "host_port": kernel.settings.app_ports[0],
     }
     assert body["key"] == f"{kernel.installation_id}-a{body['id']}"
     assert client.get(f"{API}/apps/{body['id']}", headers=world.a.sessions["viewer"]).json() == body
@@ -98,22 +98,23 @@ def test_create_every_field(client, dev):
     assert image["source_type"] == "image" and image["image"] == "redis:7-alpine"
 
 
-def test_host_ports_are_lowest_free_and_stable(client, world, dev):
+def test_host_ports_are_lowest_free_and_stable(client, kernel, world, dev):
+    low = kernel.settings.app_ports[0]  # this test process's range (tests/conftest.py)
     a = create_app(client, dev, "a")
     b = create_app(client, dev, "b")
     c = create_app(client, dev, "c")
-    assert [a["host_port"], b["host_port"], c["host_port"]] == [20000, 20001, 20002]
+    assert [a["host_port"], b["host_port"], c["host_port"]] == [low, low + 1, low + 2]
     r = client.patch(f"{API}/apps/{b['id']}", json={"port": 9000}, headers=dev)
-    assert r.json()["host_port"] == 20001
+    assert r.json()["host_port"] == low + 1
     assert (
         client.delete(f"{API}/apps/{b['id']}", headers=world.a.sessions["admin"]).status_code == 204
     )
-    assert create_app(client, dev, "d")["host_port"] == 20001
+    assert create_app(client, dev, "d")["host_port"] == low + 1
     # Ports are unique across organizations too: they are the host's.
     h = world.b.sessions["owner"]
     client.post(f"{OTHER}/projects", json={"name": "shop"}, headers=h)
     r = client.post(f"{OTHER}/apps", json=app_body("web"), headers=h)
-    assert r.status_code == 201 and r.json()["host_port"] == 20003
+    assert r.status_code == 201 and r.json()["host_port"] == low + 3
 
 
 @pytest.mark.parametrize("bad", ["", "20000", "x-y", "30000-20000", "80-90", "20000-70000"])

@@ -40,6 +40,7 @@ from tests.deploy.pipeline_helpers import (
     clean_engine,
     deploy,
     fetch,
+    image_tags,
     make_app,
     serving,
     succeeded,
@@ -135,7 +136,14 @@ def _leftovers(kernel: Kernel, deployment_id: int, marker: str) -> list[str]:
         f"container {c.id[:12]}"
         for c in engine.containers.list(all=True, filters={"label": [mine, label]})
     ]
-    found += [f"image {i.id[:19]}" for i in engine.images.list(filters={"label": [mine, label]})]
+    found += [
+        f"image {image_id[:19]}"
+        for image_id, tags in image_tags()
+        if any(
+            (keys.parse_image_tag(t, kernel.installation_id) or (0, 0))[1] == deployment_id
+            for t in tags
+        )
+    ]
     return found
 
 

@@ -45,6 +45,7 @@ from tests.deploy.pipeline_helpers import (
     clean_engine,
     deploy,
     fetch,
+    image_tags,
     make_app,
     serving,
     set_env,
@@ -215,18 +216,15 @@ def _job_logs(kernel: Kernel) -> str:
         return "\n".join(db.scalars(select(JobLog.line)))
 
 
-def _images_of(kernel: Kernel, deployment_id: int) -> list[Any]:
-    client = docker.from_env()
-    return list(
-        client.images.list(
-            filters={
-                "label": [
-                    f"{keys.INSTALLATION_LABEL}={kernel.installation_id}",
-                    f"{keys.DEPLOYMENT_LABEL}={keys.deployment_key(deployment_id)}",
-                ]
-            }
-        )
-    )
+def _images_of(kernel: Kernel, deployment_id: int) -> list[str]:
+    """Ids of the images the deployment built (found by their tag, as the reconciler
+    finds them)."""
+    inst = kernel.installation_id
+    return [
+        image_id
+        for image_id, tags in image_tags()
+        if any((keys.parse_image_tag(t, inst) or (0, 0))[1] == deployment_id for t in tags)
+    ]
 
 
 def _key_lines(private_key: str) -> list[str]:
@@ -257,6 +255,11 @@ def test_https_token_build_serves_and_records_the_commit(
     second = succeeded(wait_deployment(client, owner, deploy(client, owner, app_id)["id"]))
     assert any("Using cache" in line for line in second["logs"]), second["logs"]
     assert "release=v2" in serving(port, "release=v2")
+    # Known by its name, not by labels: no build step of ours, and the same commit
+    # built again is the same image (under a second tag).
+    assert not any("LABEL gakwaya." in line for line in first["logs"]), first["logs"]
+    releases = client.get(f"{API}/apps/{app_id}/releases", headers=owner).json()["items"]
+    assert len(releases) == 2 and len({r["image_id"] for r in releases}) == 1, releases
 
 
 def test_ssh_deploy_key_subdirectory_and_dockerfile_path(

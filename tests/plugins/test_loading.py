@@ -27,10 +27,17 @@ BUILTINS = {
     "core.jobs",
     "core.plugins",
     "core.deploy",
+    "core.domains",
 }
 #: First-party plugins installed in the workspace: these tests are about the host and
 #: the plugins they bring, so they leave them out (disabled).
-WORKSPACE_PLUGINS = ["gakwaya-git", "gakwaya-docker", "gakwaya-dockerfile", "gakwaya-portproxy"]
+WORKSPACE_PLUGINS = [
+    "gakwaya-git",
+    "gakwaya-docker",
+    "gakwaya-dockerfile",
+    "gakwaya-portproxy",
+    "gakwaya-caddy",
+]
 
 
 def _host(*extra: tuple[str, object], **kwargs: object) -> PluginHost:

@@ -119,7 +119,7 @@ def test_register_providers_raising_degrades_only_that_plugin() -> None:
 
 def test_every_kind_has_a_protocol_with_methods() -> None:
     assert set(KINDS) == {
-        "git", "builder", "runtime", "proxy", "certs", "database",
+        "git", "builder", "runtime", "proxy", "certs", "dns", "database",
         "backup", "logs", "metrics", "notifier", "billing",
     }  # fmt: skip
     for kind, protocol in KINDS.items():

@@ -58,8 +58,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     job_heartbeat_timeout: Positive = 60
     job_heartbeat_interval: Positive = 5
     reaper_interval: Positive = 15
-    #: Seconds old instances keep serving open connections after traffic switched to
-    #: a new release, before they are stopped.
+    #: Seconds old instances keep running, no longer routed, after traffic switched to
+    #: a new release (the requests they hold finish), before SIGTERM. The deployment
+    #: has succeeded by then.
     deploy_drain_seconds: Annotated[float, msgspec.Meta(ge=0, le=600)] = 2
     #: Seconds between two passes of the reconciler (desired state vs the runtime).
     reconcile_interval: Positive = 30
@@ -95,6 +96,19 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     app_port_range: str = "20000-29999"
     #: The most replicas one app may ask for.
     app_max_replicas: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    #: Default domains ``<app>-<env>.<proxy_base_domain>``; empty: none. Point a wildcard
+    #: DNS record ``*.<proxy_base_domain>`` at the server.
+    proxy_base_domain: str = ""
+    #: The server's public addresses, shown as the A/AAAA records of custom domains.
+    server_ipv4: str = ""
+    server_ipv6: str = ""
+    #: DNS server (``host[:port]``, an IP address) asked for domains' TXT records;
+    #: empty: the system's resolvers.
+    dns_resolver: str = ""
+    #: The panel's own domain, served by the HTTP proxy in front of it; empty: none.
+    panel_domain: str = ""
+    #: Serve domains over HTTPS with certificates the proxy obtains.
+    domains_tls: bool = True
 
     def __post_init__(self) -> None:
         for net in self.trusted_proxies:
@@ -116,6 +130,27 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise SettingsError("redis_url: must start with redis://, rediss:// or unix://")
         self._check_plugin_sources()
         self.app_ports  # noqa: B018 (raises SettingsError on a bad range)
+        self._check_domains()
+
+    def _check_domains(self) -> None:
+        from gakwaya_sdk.domains import DOMAIN_RULE, check_domain
+        from gakwaya_sdk.sources import RuleError
+
+        for name in ("proxy_base_domain", "panel_domain"):
+            if value := getattr(self, name):
+                try:
+                    setattr(self, name, check_domain(value))
+                except RuleError:
+                    raise SettingsError(f"{name}: must be empty or {DOMAIN_RULE}") from None
+        for name, version in (("server_ipv4", 4), ("server_ipv6", 6)):
+            if value := getattr(self, name):
+                try:
+                    address = ipaddress.ip_address(value)
+                except ValueError:
+                    address = None
+                if address is None or address.version != version:
+                    raise SettingsError(f"{name}: must be empty or an IPv{version} address")
+        self.dns_address  # noqa: B018 (raises SettingsError on a bad address)
 
     def _check_plugin_sources(self) -> None:
         from gakwaya.plugins.sources import check_index, parse_trusted_keys
@@ -170,6 +205,29 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         raise SettingsError(
             "app_port_range: must be LOW-HIGH with 1024 <= LOW <= HIGH <= 65535, e.g. 20000-29999"
         )
+
+    @property
+    def dns_address(self) -> tuple[str, int] | None:
+        """``dns_resolver`` as (IP address, port), or None for the system's resolvers."""
+        value = self.dns_resolver.strip()
+        if not value:
+            return None
+        host, port = value, "53"
+        if value.startswith("["):
+            host, bracket, rest = value[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else ("" if rest or not bracket else "53")
+        elif value.count(":") == 1:
+            host, _, port = value.partition(":")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        if address is None or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise SettingsError(
+                "dns_resolver: must be empty or IP[:PORT] of a DNS server, e.g. 127.0.0.1:53 "
+                "or [::1]:53"
+            )
+        return str(address), int(port)
 
     @property
     def secure_cookies(self) -> bool:

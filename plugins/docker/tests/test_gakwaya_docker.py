@@ -420,13 +420,26 @@ def test_stats(session, runtime, web_image, log):
 
 def test_images_and_remove_image(session, runtime, web_image, log):
     kind = {"gakwaya-test.kind": session.key("gc")}
-    image_id = session.image(kind["gakwaya-test.kind"], f"FROM {web_image}\nLABEL x=1\n", kind)
+    name = kind["gakwaya-test.kind"]
+    image_id = session.image(name, f"FROM {web_image}\nLABEL x=1\n", kind)
+    # A second tag elsewhere, and a neighbour whose tag extends this one.
+    other = f"{session.repository}:other-{name}"
+    session.client.images.get(image_id).tag(other)
+    neighbour = session.image(f"{name}-n", f"FROM {web_image}\nLABEL x=2\n", kind)
 
-    [info] = runtime.images(labels={**session.labels, **kind})
+    [info] = runtime.images(tag_prefix=other)
     assert info.id == image_id
-    assert info.tags == [f"{session.repository}:{kind['gakwaya-test.kind']}"]
-    assert info.labels["gakwaya-test.kind"] == kind["gakwaya-test.kind"]
+    # Every tag of the image, not only the ones under the prefix.
+    assert sorted(info.tags) == sorted([f"{session.repository}:{name}", other])
+    assert info.labels["gakwaya-test.kind"] == name
     assert info.created_at is not None
+    by_name = runtime.images(tag_prefix=f"{session.repository}:{name}")
+    assert {i.id for i in by_name} == {image_id, neighbour}
+    assert [i.id for i in runtime.images(tag_prefix=f"{session.repository}:{name}-")] == [neighbour]
+    assert runtime.images(tag_prefix=f"{session.repository}-absent:") == []
+    with pytest.raises(ProviderError, match="tag_prefix"):
+        runtime.images(tag_prefix="")
+    session.client.images.remove(other)  # the image keeps its first tag
 
     [instance] = runtime.start(spec=session.spec(image_id, health=TCP), log=log)
     runtime.remove_image(image=image_id)  # in use: left alone
@@ -441,7 +454,30 @@ def test_images_and_remove_image(session, runtime, web_image, log):
     with pytest.raises(docker.errors.ImageNotFound):
         session.client.images.get(image_id)
     runtime.remove_image(image=image_id)  # missing: nothing to do
-    assert runtime.images(labels={**session.labels, **kind}) == []
+    assert [i.id for i in runtime.images(tag_prefix=f"{session.repository}:{name}")] == [neighbour]
+
+
+def test_remove_image_by_name_takes_only_that_name(session, runtime, web_image):
+    """Identical builds are one image under several names (deployments, apps, panels
+    sharing the engine): each owner removes its own name, the image goes with the last."""
+    name = session.key("named")
+    image_id = session.image(name, f"FROM {web_image}\nLABEL y={name}\n")
+    first = f"{session.repository}:{name}"
+    second = f"{session.repository}:{name}-again"
+    session.client.images.get(image_id).tag(second)
+
+    runtime.remove_image(image=first)  # another name keeps the image
+    assert session.client.images.get(image_id).tags == [second]
+
+    user = session.client.containers.create(image_id, labels=dict(session.labels))
+    runtime.remove_image(image=second)  # the last name, but a container needs the image
+    assert session.client.images.get(image_id).tags == [second]
+    user.remove(force=True)
+
+    runtime.remove_image(image=second)
+    with pytest.raises(docker.errors.ImageNotFound):
+        session.client.images.get(image_id)
+    runtime.remove_image(image=second)  # gone: nothing to do
 
 
 # Connection and registration --------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 import docker
 import pytest
 
-from gakwaya_dockerfile.builder import DockerfileBuilder, LineSplitter, clean_line
+from gakwaya_dockerfile.builder import DockerfileBuilder, LineSplitter, clean_line, vanished_cache
 from gakwaya_sdk.providers import Builder, BuildRequest, BuildResult, ProviderError
 
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -315,3 +315,23 @@ def test_the_extra_ca_reaches_every_stage_but_not_the_image_environment(
     assert not any(entry.startswith(("SSL_CERT_FILE=", "PIP_CERT=")) for entry in env)
     # The app's own Dockerfile is left as it was.
     assert "extra-ca" not in (context / "Dockerfile").read_text()
+
+
+@pytest.mark.parametrize(
+    ("error", "again"),
+    [
+        # What docker.io 20.10's classic builder reports when a cached parent layer
+        # was deleted by another client during the build (seen in our parallel runs).
+        (
+            "failed to export image: failed to set parent sha256:8c40a765f629: "
+            "unknown parent image ID sha256:8c40a765f629",
+            True,
+        ),
+        ("No such image: sha256:0123abcd", True),
+        ("The command '/bin/sh -c exit 3' returned a non-zero code: 3", False),
+        ("dockerfile parse error line 2: unknown instruction: RUNN", False),
+        ("", False),
+    ],
+)
+def test_only_a_vanished_cache_layer_builds_again(error: str, again: bool) -> None:
+    assert vanished_cache(error) is again

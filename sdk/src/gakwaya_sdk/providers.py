@@ -17,6 +17,7 @@ kind          protocol                   what it does
 ``runtime``   :class:`Runtime`           runs, lists and stops an app's containers
 ``proxy``     :class:`Proxy`             routes domains to running instances
 ``certs``     :class:`CertificateIssuer` obtains and renews TLS certificates
+``dns``       :class:`DnsProvider`       solves ACME DNS-01 challenges (wildcards)
 ``database``  :class:`DatabaseProvider`  creates managed databases, dumps/restores
 ``backup``    :class:`BackupTarget`      stores backup files (disk, S3, …)
 ``logs``      :class:`LogSink`           receives application and panel log lines
@@ -130,8 +131,8 @@ class BuildRequest(msgspec.Struct, frozen=True, kw_only=True):
     #: already confined to the checkout.
     dockerfile: str = "Dockerfile"
     build_args: Mapping[str, str] = msgspec.field(default_factory=dict)
-    #: Put on the image, so the reconciler can find (and remove) what a failed
-    #: deployment left: ``gakwaya.app``, ``gakwaya.deployment``…
+    #: Labels to put on the image (each costs a build step with a Dockerfile builder;
+    #: the kernel sends none: it finds its images by the ``image`` name).
     labels: Mapping[str, str] = msgspec.field(default_factory=dict)
     #: The organization the build is for (a builder's per-organization settings).
     org_id: int | None = None
@@ -277,27 +278,54 @@ class Runtime(Protocol):
     def stats(self, *, instance_ids: Sequence[str]) -> list[InstanceStats]:
         """One current sample per running instance."""
 
-    def images(self, *, labels: Mapping[str, str]) -> list[ImageInfo]:
-        """Images carrying all of ``labels`` (the kernel's image garbage collection)."""
+    def images(self, *, tag_prefix: str) -> list[ImageInfo]:
+        """Images with a tag (``repository:tag``) starting with ``tag_prefix``, each with
+        all its tags: the kernel's image garbage collection. The kernel names every
+        image it builds ``gakwaya/<installation>-a<app>:d<deployment>`` and finds them
+        by that name (``gakwaya/<installation>-a``, ``gakwaya/<installation>-a12:``),
+        not by labels: a label on an image is one more build step."""
 
     def remove_image(self, *, image: str) -> None:
-        """Delete an image (by id); one still used by an instance is left alone."""
+        """Delete an image name: given a tag, only that tag (the image goes with its
+        last one: identical builds share one image under several names); given an id,
+        the image and all its tags. An image still used by an instance is left alone."""
 
 
 # Proxy and certificates --------------------------------------------------------------
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True):
-    #: Key of the app the route serves (``a12``).
+    """One thing a proxy serves: a domain (HTTP proxies) or a host port (port
+    forwarders) in front of an app's healthy instances. The kernel sends the whole
+    desired set on every change; each proxy keeps the routes it can serve."""
+
+    #: Key of the app the route serves (``a12``), or ``panel`` for the panel itself.
     app: str
     #: ``host:port`` of each healthy instance.
     upstreams: Sequence[str]
-    #: Domain served (HTTP proxies); empty for a port-only route.
+    #: Domain served (HTTP proxies), IDNA ASCII form, lower case; a leading ``*.``
+    #: only when a ``dns`` provider can solve DNS-01 for it. Empty for a port route.
     domain: str = ""
     #: Host port served (port-forwarding proxies); None for a domain-only route.
     port: int | None = None
-    #: Serve HTTPS (and redirect HTTP) for ``domain``.
+    #: Serve HTTPS for ``domain`` with a certificate the proxy obtains and renews.
     tls: bool = True
+    #: Answer plain HTTP for ``domain`` with a permanent redirect to HTTPS (with ``tls``);
+    #: when False, plain HTTP is proxied too.
+    https_redirect: bool = True
+    #: Other host names answered with a permanent redirect to ``domain`` (www ↔ apex).
+    redirect_from: Sequence[str] = ()
+    #: Path the proxy's active health check requests on each upstream (any status below
+    #: 400 is healthy); None: only failed connections take an upstream out.
+    health_path: str | None = None
+    #: Seconds between two active checks, and before one times out.
+    health_interval: float = 5.0
+    health_timeout: float = 2.0
+    #: Largest request body accepted, in bytes (larger ones get 413); None: no limit.
+    max_body_bytes: int | None = None
+    #: Seconds an upstream has to send its response headers (then 504); None: the
+    #: proxy's default.
+    timeout: float | None = None
 
 
 @runtime_checkable
@@ -307,27 +335,84 @@ class Proxy(Protocol):
     def apply(self, *, routes: Sequence[Route]) -> None:
         """Make the proxy serve exactly ``routes`` (the whole desired set; a proxy
         ignores the routes it cannot serve, e.g. a port forwarder those without a
-        ``port``), atomically: on failure the previous configuration keeps serving."""
+        ``port``), atomically: on failure (ProviderError naming the proxy's reason) the
+        previous configuration keeps serving."""
 
     def routes(self) -> list[Route]:
-        """What the proxy serves now (the reconciler compares it with the desired set)."""
+        """What the proxy serves now, limited to the kinds of route it serves (a port
+        forwarder: port routes; an HTTP proxy: domain routes): the reconciler compares
+        it with the desired routes of that kind and applies again when they differ."""
 
 
-class Certificate(msgspec.Struct, frozen=True, kw_only=True):
-    domains: Sequence[str]
-    not_after: datetime
+def routes_key(routes: Sequence[Route]) -> list[str]:
+    """Routes as the kernel compares them: whole (every field), whatever the order of
+    the routes, of their upstreams and of their redirect names. A proxy's ``routes()``
+    gives back what ``apply`` was given, under this key."""
+    return sorted(
+        msgspec.json.encode(
+            msgspec.structs.replace(
+                r, upstreams=sorted(r.upstreams), redirect_from=sorted(r.redirect_from)
+            )
+        ).decode()
+        for r in routes
+    )
+
+
+@runtime_checkable
+class ManagedProxy(Protocol):
+    """Optional, for a proxy the panel can run itself (``gakwaya proxy start``): a
+    proxy provider that also has these methods is one."""
+
+    def start(self, *, log: LogFn) -> None:
+        """Start the proxy process when it is not running (detached: it outlives the
+        caller, and comes back with its last configuration), then return once it
+        answers; raise ProviderError naming why it could not start."""
+
+    def stop(self) -> None:
+        """Stop the process :meth:`start` started (nothing when none runs)."""
+
+    def state(self) -> Mapping[str, Any]:
+        """What an operator needs to see: at least ``running`` (bool) and ``admin``
+        (the address the panel drives it at)."""
+
+
+class CertificateStatus(msgspec.Struct, frozen=True, kw_only=True):
+    domain: str
+    #: ``pending`` (not obtained yet, or being obtained), ``issued`` or ``failed``.
+    state: str
+    #: Expiry of the certificate served now (``issued``; may also be set while a
+    #: renewal is ``failed``).
+    not_after: datetime | None = None
+    #: Issuer's distinguished name (``CN=Pebble Intermediate CA ...``).
     issuer: str = ""
+    #: Why the last attempt failed, in the CA's or the proxy's words (``failed``).
+    reason: str = ""
 
 
 @runtime_checkable
 class CertificateIssuer(Protocol):
+    """Certificates of the domains routed with ``tls``. Issuance and renewal are the
+    provider's own (an HTTP proxy's ACME client); the kernel asks for their state to
+    show it and to raise events on failure and near expiry."""
+
     capability: str
 
-    def issue(self, *, domains: Sequence[str], log: LogFn) -> Certificate:
-        """Obtain (or renew) a certificate for ``domains``."""
+    def status(self, *, domains: Sequence[str]) -> list[CertificateStatus]:
+        """The state of each of ``domains`` (one entry each, in order)."""
 
-    def status(self, *, domain: str) -> Certificate | None:
-        """The certificate currently held for ``domain``, if any."""
+
+@runtime_checkable
+class DnsProvider(Protocol):
+    """Solves ACME DNS-01 challenges for a DNS host (the only way to a wildcard
+    certificate). Its presence allows wildcard domains (``*.example.com``)."""
+
+    capability: str
+
+    def acme_dns_challenge(self, *, domain: str) -> Mapping[str, Any]:
+        """The DNS-01 challenge configuration for ``domain`` in the certificate issuer's
+        form (for the Caddy issuer: the ``challenges.dns`` object of its ACME issuer,
+        e.g. ``{"provider": {"name": "cloudflare", "api_token": "..."}}``), or raise
+        ProviderError when ``domain`` is not in a zone it manages."""
 
 
 # Databases and backups ---------------------------------------------------------------
@@ -473,6 +558,7 @@ KINDS.update(
         "runtime": Runtime,
         "proxy": Proxy,
         "certs": CertificateIssuer,
+        "dns": DnsProvider,
         "database": DatabaseProvider,
         "backup": BackupTarget,
         "logs": LogSink,

@@ -8,8 +8,8 @@ installations sharing one Docker engine apart: each sees and removes only its ow
 
 from __future__ import annotations
 
-#: Label every container and image we create carries; the reconciler removes only
-#: objects with it.
+#: Label every container and network we create carries; the reconciler removes only
+#: objects with it (images it builds are known by their names: :func:`image_prefix`).
 MANAGED_LABEL = "gakwaya.managed"
 MANAGED_VALUE = "true"
 APP_LABEL = "gakwaya.app"
@@ -39,6 +39,29 @@ def deployment_key(deployment_id: int) -> str:
 
 def image_tag(installation: str, app_id: int, deployment_id: int) -> str:
     return f"{IMAGE_REPOSITORY}/{app_key(installation, app_id)}:{deployment_key(deployment_id)}"
+
+
+def image_prefix(installation: str, app_id: int | None = None) -> str:
+    """How every tag :func:`image_tag` makes for this installation (for one app)
+    begins: built images are found by name, not by labels, because a label on an
+    image costs a build step (a container and a commit) on every build."""
+    if app_id is None:
+        return f"{IMAGE_REPOSITORY}/{installation}-a"
+    return f"{IMAGE_REPOSITORY}/{app_key(installation, app_id)}:"
+
+
+def parse_image_tag(tag: str, installation: str) -> tuple[int, int] | None:
+    """``(app id, deployment id)`` of a tag :func:`image_tag` made for this
+    installation, or None for any other tag."""
+    rest = tag.removeprefix(image_prefix(installation))
+    if rest == tag:
+        return None
+    app, sep, deployment = rest.partition(":d")
+    if not (sep and app.isascii() and app.isdigit() and deployment.isascii()):
+        return None
+    if not deployment.isdigit():
+        return None
+    return int(app), int(deployment)
 
 
 def parse_key(value: str, prefix: str) -> int | None:

@@ -19,7 +19,6 @@ from gakwaya.deploy.runtime import (
     apply_routes,
     open_env,
     our_instances,
-    our_labels,
     runtime,
     spec_for,
 )
@@ -181,14 +180,17 @@ def teardown(kernel: Kernel, *, app_id: int, log: Callable[[str], None]) -> dict
         if db.get(App, app_id) is not None:
             raise Conflict(f"app {app_id} still exists; delete it before tearing it down")
     rt = runtime(kernel)
-    key = keys.app_key(kernel.installation_id, app_id)
     instances = our_instances(kernel, app_id)
     if instances:
         rt.remove(instance_ids=[i.id for i in instances])
     log(f"removed {len(instances)} instance(s)")
     apply_routes(kernel)
-    images = rt.images(labels={**our_labels(kernel), keys.APP_LABEL: key})
+    # By name: the same bytes may also be another app's image, under its own name.
+    prefix = keys.image_prefix(kernel.installation_id, app_id)
+    images = rt.images(tag_prefix=prefix)
     for image in images:
-        rt.remove_image(image=image.id)
+        for tag in image.tags:
+            if tag.startswith(prefix):
+                rt.remove_image(image=tag)
     log(f"removed {len(images)} image(s)")
     return {"instances": len(instances), "images": len(images)}

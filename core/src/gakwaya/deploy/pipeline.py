@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,6 @@ from gakwaya.deploy.runtime import (
     config_of,
     open_env,
     our_instances,
-    our_labels,
     runtime,
     seal_env,
     source_for,
@@ -53,6 +53,9 @@ from gakwaya_sdk.sources import RuleError, confine
 
 if TYPE_CHECKING:
     from gakwaya.kernel import Kernel
+
+#: Seconds a stopping instance has between SIGTERM and SIGKILL.
+STOP_TIMEOUT = 10.0
 
 log = logging.getLogger("gakwaya.deploy")
 
@@ -194,6 +197,12 @@ def _deploy(kernel: Kernel, ctx: JobContext, deployment_id: int, attempt: _Attem
     ctx.check_cancelled()
     ctx.progress(80)
 
+    # The app's default domain (an app older than the proxy_base_domain setting has
+    # none yet), so the switch routes it too.
+    from gakwaya.domains.services import ensure_default_domains
+
+    ensure_default_domains(kernel, app_ids=[app.id])
+
     # Switch: the release becomes current, then every proxy gets the new routes.
     _set_current(kernel, app.id, release.id)
     attempt.switched = True
@@ -201,16 +210,25 @@ def _deploy(kernel: Kernel, ctx: JobContext, deployment_id: int, attempt: _Attem
     ctx.log("traffic switched to the new release")
 
     # Past this point the deployment has succeeded: a cancel no longer undoes it.
-    if old:
-        drain = float(kernel.settings.deploy_drain_seconds)
-        ctx.log(f"stopping {len(old)} old instance(s) after {drain:g}s of draining")
-        try:
-            rt.remove(instance_ids=[i.id for i in old], drain_seconds=drain)
-        except ProviderError as exc:
-            ctx.log(f"old instances not all removed ({exc}); the reconciler will retry")
     finish(kernel, deployment_id, "succeeded", release_id=release.id, commit=release.commit)
+    if old:
+        _retire(kernel, ctx, old)
     ctx.progress(100)
     return release.id
+
+
+def _retire(kernel: Kernel, ctx: JobContext, old: list[Instance]) -> None:
+    """Stop the previous release's instances once no proxy routes to them any more:
+    first ``deploy_drain_seconds`` for the requests they are still answering (a proxy
+    finishes those on its old configuration), then SIGTERM, and SIGKILL after
+    :data:`STOP_TIMEOUT`. The deployment has already succeeded: this is cleanup."""
+    drain = float(kernel.settings.deploy_drain_seconds)
+    ctx.log(f"draining {len(old)} old instance(s) for {drain:g}s, then stopping them")
+    time.sleep(drain)
+    try:
+        runtime(kernel).remove(instance_ids=[i.id for i in old], drain_seconds=STOP_TIMEOUT)
+    except ProviderError as exc:
+        ctx.log(f"old instances not all removed ({exc}); the reconciler will retry")
 
 
 def _scrubbed(ctx: JobContext, text: str) -> str:
@@ -258,22 +276,14 @@ def _build(
             raise DeployFailed(f"dockerfile {app.dockerfile!r} is not a file")
         relative = str(dockerfile.relative_to(context))
         builder = builder_for(kernel, SourceTree(context_dir=str(context), dockerfile=relative))
-        inst = kernel.installation_id
-        image = keys.image_tag(inst, app.id, deployment_id)
+        # No labels: the image is known by its tag (keys.image_prefix), and a label
+        # would cost a build step.
+        image = keys.image_tag(kernel.installation_id, app.id, deployment_id)
         attempt.image = image
         ctx.log(f"building {image} with {builder.capability}")
         result = builder.build(
             request=BuildRequest(
-                context_dir=str(context),
-                image=image,
-                dockerfile=relative,
-                labels={
-                    **our_labels(kernel),
-                    keys.APP_LABEL: keys.app_key(inst, app.id),
-                    keys.ORG_LABEL: keys.org_key(inst, app.org_id),
-                    keys.DEPLOYMENT_LABEL: keys.deployment_key(deployment_id),
-                },
-                org_id=app.org_id,
+                context_dir=str(context), image=image, dockerfile=relative, org_id=app.org_id
             ),
             log=ctx.log,
             cancelled=ctx.cancelled,

@@ -12,11 +12,16 @@ One pass:
    are started again (``app.crashed``), missing replicas are started, surplus ones
    and instances of other releases are removed, a stopped app's running instances
    stopped (``app.drift``);
-3. instances and images labelled as ours whose app is gone, and images of failed
-   deployments that no release uses, are removed; release rows a failed deployment
-   left are deleted;
+3. instances labelled as ours whose app is gone are removed, and so are the names of
+   our images (``gakwaya/<installation>-a<app>:d<deployment>``) whose app is gone or
+   whose deployment failed, when no release uses the image; release rows a failed
+   deployment left are deleted;
 4. every proxy gets the desired routes again when what it serves differs (a proxy
    that restarted gets its routes back).
+
+Between 1 and 2, :func:`gakwaya.domains.reconcile.reconcile_domains` gives apps their
+default domains, verifies pending custom domains by their TXT record and polls the
+certificates' state.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,13 +46,14 @@ from gakwaya.deploy.runtime import (
     desired_routes,
     open_env,
     our_instances,
-    our_labels,
     proxies,
     routes_lock,
     runtime,
+    serves,
     spec_for,
 )
-from gakwaya_sdk.providers import Instance, ProviderError
+from gakwaya.domains.reconcile import reconcile_domains
+from gakwaya_sdk.providers import Instance, ProviderError, routes_key
 
 if TYPE_CHECKING:
     from gakwaya.kernel import Kernel
@@ -72,12 +78,19 @@ def reconcile(kernel: Kernel, *, log: Callable[[str], None] | None = None) -> Re
     report = Report()
     say = log or (lambda _line: None)
     with kernel.db.transaction(write=False) as db:
-        if db.scalar(select(App.id).limit(1)) is None and (
+        idle = db.scalar(select(App.id).limit(1)) is None and (
             db.scalar(select(Deployment.id).limit(1)) is None
-        ):
-            # Nothing was ever deployed here: nothing to converge (and no engine to ask).
-            return report
+        )
+    if idle:
+        # Nothing was ever deployed here: nothing to converge (and no engine to ask),
+        # but the panel's own domain, which an HTTP proxy serves all the same.
+        if kernel.settings.panel_domain:
+            _routes(kernel, report, instances=[])
+        return report
     _deployments(kernel, report)
+    # Default domains, TXT verification, certificate states: before the routes, so a
+    # domain verified now is routed in this pass.
+    reconcile_domains(kernel, report)
     try:
         runtime(kernel)
     except MissingProvider as exc:
@@ -142,8 +155,18 @@ def _apps(kernel: Kernel, instances: list[Instance], report: Report) -> None:
     rt = runtime(kernel)
     with kernel.db.transaction(write=False) as db:
         apps = list(db.scalars(select(App)))
+        # An app is busy while a deployment of it is unfinished, and also while the job
+        # of a finished one still runs: after success it drains the old release's
+        # instances, which must not be removed here before their requests finish.
         busy = set(
-            db.scalars(select(Deployment.app_id).where(Deployment.state.in_(("queued", "running"))))
+            db.scalars(
+                select(Deployment.app_id)
+                .outerjoin(Job, Job.id == Deployment.job_id)
+                .where(
+                    Deployment.state.in_(("queued", "running"))
+                    | Job.state.in_(("queued", "running"))
+                )
+            )
         )
         releases = {
             r.id: r
@@ -250,37 +273,38 @@ def _garbage(kernel: Kernel, instances: list[Instance], report: Report) -> None:
             kernel.events.publish(
                 AppDrift(app_id=None, detail=f"removed {len(orphans)} orphan instance(s)")
             )
-        for image in rt.images(labels=our_labels(kernel)):
-            app_id = keys.parse_key(image.labels.get(keys.APP_LABEL, ""), "a")
-            dep_id = keys.parse_key(image.labels.get(keys.DEPLOYMENT_LABEL, ""), "d")
-            if image.id in images_in_use or set(image.tags) & images_in_use:
+        installation = kernel.installation_id
+        for image in rt.images(tag_prefix=keys.image_prefix(installation)):
+            if image.id in images_in_use:
                 continue
-            if app_id in app_ids and (dep_id is None or dep_id in active):
-                continue
-            rt.remove_image(image=image.id)
-            report.actions.append(
-                f"image {image.id[:19]} of a failed deployment or deleted app removed"
-            )
+            # Identical builds are one image under several names (of other deployments,
+            # apps or installations): only our dead names go, the image with its last.
+            for tag in image.tags:
+                named = keys.parse_image_tag(tag, installation)
+                if named is None or tag in images_in_use:
+                    continue  # not a name we make, or a release's
+                if named[0] in app_ids and named[1] in active:
+                    continue
+                rt.remove_image(image=tag)
+                report.actions.append(f"image {tag} of a failed deployment or deleted app removed")
     except ProviderError as exc:
         report.errors.append(f"garbage: {exc}")
 
 
-def _routes(kernel: Kernel, report: Report) -> None:
+def _routes(kernel: Kernel, report: Report, instances: Sequence[Instance] | None = None) -> None:
     try:
         with routes_lock(kernel):
-            wanted = desired_routes(kernel, our_instances(kernel))
+            wanted = desired_routes(
+                kernel, our_instances(kernel) if instances is None else instances
+            )
             for proxy in proxies(kernel):
-                # Domain routes arrive with the Caddy proxy; until then every desired
-                # route is a port route and a proxy serving exactly them is in sync.
-                if _key(proxy.routes()) != _key(wanted):
+                # Each proxy lists only the kind of route it serves (ports or domains).
+                served = [r for r in wanted if serves(proxy, r)]
+                if routes_key(proxy.routes()) != routes_key(served):
                     proxy.apply(routes=wanted)
                     report.drift.append(f"{proxy.capability}: routes differed; applied again")
     except ProviderError as exc:
         report.errors.append(f"routes: {exc}")
-
-
-def _key(routes: list[Any]) -> list[tuple[str, tuple[str, ...], str, int | None]]:
-    return sorted((r.app, tuple(sorted(r.upstreams)), r.domain, r.port) for r in routes)
 
 
 class ReconcilerService:

@@ -27,6 +27,7 @@ from gakwaya_sdk.providers import (
     ContainerSpec,
     HealthCheck,
     Instance,
+    ProviderError,
     Proxy,
     Route,
     Runtime,
@@ -76,6 +77,18 @@ def builder_for(kernel: Kernel, tree: SourceTree) -> Builder:
 
 def proxies(kernel: Kernel) -> list[Proxy]:
     return list(kernel.plugins.providers("proxy").values())
+
+
+#: Proxies that forward host ports; every other proxy serves domains.
+PORT_PROXIES = frozenset({"proxy:ports"})
+
+
+def serves(proxy: Proxy, route: Route) -> bool:
+    """Whether ``proxy`` serves this kind of route: its ``routes()`` lists only those,
+    so the reconciler compares it with the desired routes this keeps."""
+    if proxy.capability in PORT_PROXIES:
+        return route.port is not None
+    return bool(route.domain)
 
 
 # Configuration snapshots ---------------------------------------------------------------
@@ -216,22 +229,24 @@ def desired_routes(
     *,
     override: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Route]:
-    """Every route that should be served: each running app's host port to the running
-    instances of its current release (``override`` replaces an app's upstreams)."""
+    """Every route that should be served: each running app's host port, and each of
+    its active domains, to the running instances of its current release (``override``
+    replaces an app's upstreams); and the panel's own domain when ``panel_domain`` is
+    set."""
+    from gakwaya.domains.routing import active_domains, domain_routes, panel_route
+
     override = override or {}
     with kernel.db.transaction(write=False) as db:
         apps = list(
-            db.execute(
-                select(App.id, App.host_port, App.current_release_id, App.desired_state).where(
-                    App.host_port.is_not(None)
-                )
-            )
+            db.execute(select(App.id, App.host_port, App.current_release_id, App.desired_state))
         )
+        domains = active_domains(db)
     by_app: dict[str, list[str]] = {}
     for inst in instances:
         if inst.state == "running" and inst.address:
             by_app.setdefault(f"{inst.app}/{inst.release}", []).append(inst.address)
     routes: list[Route] = []
+    served: dict[int, tuple[str, list[str]]] = {}
     for app_id, host_port, release_id, desired in apps:
         key = keys.app_key(kernel.installation_id, app_id)
         if key in override:
@@ -241,16 +256,30 @@ def desired_routes(
         else:
             upstreams = sorted(by_app.get(f"{key}/{keys.release_key(release_id)}", []))
         if upstreams:
-            routes.append(Route(app=key, upstreams=upstreams, port=host_port, tls=False))
+            served[app_id] = (key, upstreams)
+            if host_port is not None:
+                routes.append(Route(app=key, upstreams=upstreams, port=host_port, tls=False))
+    routes += domain_routes(kernel.settings, domains, served)
+    panel = panel_route(kernel.settings)
+    if panel is not None:
+        routes.append(panel)
     return routes
 
 
 def apply_routes(
     kernel: Kernel, *, override: Mapping[str, Sequence[str]] | None = None
 ) -> list[Route]:
-    """Compute the desired routes and apply them to every proxy; return them."""
+    """Compute the desired routes and apply them to every proxy; return them. A proxy
+    that refuses them (Caddy down) does not keep the others from getting theirs (the
+    port proxy): the first refusal is raised once every proxy was tried."""
     with routes_lock(kernel):
         routes = desired_routes(kernel, our_instances(kernel), override=override)
+        refused: ProviderError | None = None
         for proxy in proxies(kernel):
-            proxy.apply(routes=routes)
+            try:
+                proxy.apply(routes=routes)
+            except ProviderError as exc:
+                refused = refused or exc
+        if refused is not None:
+            raise refused
     return routes

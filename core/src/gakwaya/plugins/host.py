@@ -68,6 +68,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "gakwaya.jobs.plugin",
     "gakwaya.plugins.plugin",
     "gakwaya.deploy.plugin",
+    "gakwaya.domains.plugin",
 )
 
 # Statuses.

@@ -17,6 +17,7 @@ Fixtures (``docker_engine``, ``gakwaya_base_image``) wrap both in
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -51,6 +52,18 @@ def cache_dir() -> Path:
     return path
 
 
+@contextlib.contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """One process of the machine at a time (parallel test workers starting the same
+    engine or building the same base image)."""
+    with open(cache_dir() / f"{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _docker(*args: str, timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # type: ignore[call-overload,no-any-return]
         ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False, **kwargs
@@ -69,6 +82,13 @@ def engine_answers() -> bool:
 def ensure_engine(timeout: float = 60) -> None:
     """Make sure a Docker engine answers on the default socket, starting ``dockerd``."""
     if engine_answers():
+        return
+    with machine_lock("dockerd"):
+        _start_engine(timeout)
+
+
+def _start_engine(timeout: float) -> None:
+    if engine_answers():  # another worker started it while this one waited
         return
     dockerd = shutil.which("dockerd") or (
         "/usr/sbin/dockerd" if Path("/usr/sbin/dockerd").exists() else None
@@ -113,12 +133,15 @@ def ensure_base_image(packages: tuple[str, ...] = BASE_PACKAGES, suite: str = BA
     The default image is also tagged :data:`BASE_ALIAS`, which fixture apps use in
     ``FROM``."""
     tag = base_image_tag(packages, suite)
-    if not image_exists(tag):
-        _import_base_image(tag, packages, suite)
-    if packages == BASE_PACKAGES and suite == BASE_SUITE:
-        aliased = _docker("tag", tag, BASE_ALIAS, timeout=60)
-        if aliased.returncode != 0:
-            raise RuntimeError(f"docker tag {tag} {BASE_ALIAS} failed: {aliased.stderr.strip()}")
+    with machine_lock("base-image"):
+        if not image_exists(tag):
+            _import_base_image(tag, packages, suite)
+        if packages == BASE_PACKAGES and suite == BASE_SUITE:
+            aliased = _docker("tag", tag, BASE_ALIAS, timeout=60)
+            if aliased.returncode != 0:
+                raise RuntimeError(
+                    f"docker tag {tag} {BASE_ALIAS} failed: {aliased.stderr.strip()}"
+                )
     return tag
 
 
@@ -207,3 +230,28 @@ def registry(root: Path, port: int) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log_file.close()
+
+
+def remove_installation(installation_id: str) -> None:
+    """Remove every container, image and network a panel installation made on the
+    engine (they carry its id in a label or a name), so tests and benchmarks sharing
+    one engine leave nothing behind and never touch each other's objects."""
+    from gakwaya.deploy import keys
+
+    label = f"label={keys.INSTALLATION_LABEL}={installation_id}"
+    containers = _docker("ps", "-aq", "--filter", label).stdout.split()
+    if containers:
+        _docker("rm", "--force", "--volumes", *containers)
+    built = keys.image_prefix(installation_id)
+    listed = _docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout
+    images = {
+        ref.split()[0] for ref in listed.splitlines() if ref.startswith(built) and ref.split()
+    }
+    labelled = _docker("images", "-q", "--filter", label).stdout.split()
+    if images or labelled:
+        _docker("rmi", "--force", *sorted(images), *sorted(set(labelled)))
+    prefix = f"gakwaya-{installation_id}-"
+    networks = _docker("network", "ls", "--format", "{{.Name}}", "--filter", f"name={prefix}")
+    ours = [n for n in networks.stdout.split() if n.startswith(prefix)]
+    if ours:
+        _docker("network", "rm", *ours)

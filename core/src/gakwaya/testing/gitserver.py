@@ -2,7 +2,8 @@
 
 - :func:`bare_repo`: a bare repository whose one commit is a directory tree (symlinks
   kept as symlinks, so a test can commit one that points outside the checkout).
-- :func:`make_ca`: a certificate authority and a server certificate for 127.0.0.1.
+- :func:`make_ca` (from :mod:`gakwaya.testing.tls`): a certificate authority and a
+  server certificate for 127.0.0.1.
 - :func:`https_git_server`: a TLS HTTP server running ``git http-backend`` as a CGI
   program behind Basic auth (one accepted user and token pair or several). Paths:
   ``/v2/<repo>`` serves normally (protocol v2); ``/stall/<repo>`` never answers the
@@ -19,8 +20,6 @@ process gets an argument list; git runs with no system or global configuration.
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import ipaddress
 import os
 import shutil
 import socket
@@ -33,6 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from gakwaya.testing.tls import CA, make_ca
 
 HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 SSHD_PROGRAM = "/usr/sbin/sshd"
@@ -111,96 +112,6 @@ def push_tree(dest: Path, tree: Path, *, branch: str = "main", message: str = "a
     commit = commit_tree(work, tree, message=message)
     git("push", "--quiet", "--", str(dest), f"HEAD:refs/heads/{branch}", cwd=work)
     return commit
-
-
-# TLS -------------------------------------------------------------------------------------
-
-
-@dataclass
-class CA:
-    #: The authority's certificate (what a client trusts), PEM.
-    cert: Path
-    server_cert: Path
-    server_key: Path
-
-
-def make_ca(directory: Path, name: str = "gakwaya test CA") -> CA:
-    """A fresh authority and a certificate for ``127.0.0.1``/``localhost`` it signed."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    out = CA(
-        cert=directory / "ca.pem",
-        server_cert=directory / "server.pem",
-        server_key=directory / "key.pem",
-    )
-    out.cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    out.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    out.server_key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return out
 
 
 # HTTPS -----------------------------------------------------------------------------------

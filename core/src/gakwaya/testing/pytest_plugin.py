@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from gakwaya.kernel import Kernel
     from gakwaya.settings import Settings
+    from gakwaya.testing.acme import Challtestsrv, Pebble
     from gakwaya_sdk.context import Panel
 
 INI_OPTION = "gakwaya_plugins"
@@ -273,3 +274,29 @@ def gakwaya_base_image(docker_engine: None) -> str:
     from gakwaya.testing.docker import ensure_base_image
 
     return ensure_base_image()
+
+
+@pytest.fixture(scope="session")
+def challtestsrv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Challtestsrv]:
+    """``pebble-challtestsrv``'s DNS on loopback (``.dns_address``): A 127.0.0.1 for
+    every name, no AAAA; ``.set_txt(name, value)``/``.clear_txt(name)`` change TXT
+    records (see :mod:`gakwaya.testing.acme`). Shared by the session: clear what you
+    set, or use names of your own."""
+    from gakwaya.testing.acme import start_challtestsrv
+
+    with start_challtestsrv(tmp_path_factory.mktemp("challtestsrv")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pebble(
+    challtestsrv: Challtestsrv, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pebble]:
+    """A Pebble ACME server on loopback resolving with ``challtestsrv``:
+    ``.directory_url``, ``.listener_ca_path`` (trust it for Pebble's HTTPS),
+    ``.http_port``/``.tls_port`` (where its validation connects: listen there),
+    ``.roots_pem()`` (what issued certificates chain to), ``.dns``."""
+    from gakwaya.testing.acme import start_pebble
+
+    with start_pebble(tmp_path_factory.mktemp("pebble"), challtestsrv) as server:
+        yield server

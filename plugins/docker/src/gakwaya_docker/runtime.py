@@ -8,7 +8,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,8 +60,8 @@ STATE_POLL = 0.25
 T = TypeVar("T")
 
 #: Seconds between two probes of a starting instance (failures still count once per
-#: ``interval``).
-FAST_PROBE = 0.2
+#: ``interval``): the time a new release may stand ready before it is seen to be.
+FAST_PROBE = 0.05
 
 
 def _never() -> bool:
@@ -73,6 +73,8 @@ class _Watch:
     container: Container
     started: float
     next_probe: float
+    #: When the engine is next asked for the instance's state.
+    next_look: float
     failures: int = 0
     #: When a failed probe was last counted against ``retries``.
     counted_at: float = float("-inf")
@@ -163,19 +165,25 @@ class DockerRuntime:
         kind = check.kind if spec.port is not None else "none"
         interval = max(check.interval, 0.0)
         retries = max(check.retries, 1)
+        # Probes are cheap (a connection on a local bridge) and decide how soon a new
+        # release serves; looking at the state is an engine request, made less often.
+        pace = min(FAST_PROBE, interval) if interval > 0 else FAST_PROBE
+        if kind == "none":
+            pace = min(STATE_POLL, interval) if interval > 0 else FAST_PROBE
         now = time.monotonic()
-        pending = {c.id: _Watch(c, started=now, next_probe=now) for c in containers}
+        pending = {c.id: _Watch(c, started=now, next_probe=now, next_look=now) for c in containers}
         while pending:
             if cancelled():
                 raise ProviderError("cancelled")
             for key, watch in list(pending.items()):
                 container = watch.container
-                with self.engine.errors(f"inspecting {container.name}"):
-                    container.reload()
-                _fail_if_not_running(container)
+                if time.monotonic() >= watch.next_look:
+                    self._look(container)
+                    watch.next_look = time.monotonic() + STATE_POLL
                 now = time.monotonic()
                 if kind == "none":
                     if now - watch.started >= interval:
+                        self._look(container)
                         del pending[key]
                     continue
                 if now < watch.next_probe:
@@ -196,15 +204,19 @@ class DockerRuntime:
                     watch.counted_at = now
                 if watch.failures >= retries:
                     # One last look: a crash explains a failed probe better.
-                    with self.engine.errors(f"inspecting {container.name}"):
-                        container.reload()
-                    _fail_if_not_running(container)
+                    self._look(container)
                     raise ProviderError(
                         f"{container.name}: health check failed {watch.failures} times: {reason}"
                     )
-                watch.next_probe = time.monotonic() + min(FAST_PROBE, interval)
+                watch.next_probe = time.monotonic() + pace
             if pending:
-                time.sleep(min(STATE_POLL, FAST_PROBE, interval) if interval > 0 else 0.05)
+                time.sleep(pace)
+
+    def _look(self, container: Container) -> None:
+        """Read the container's state again; raise if it is no longer running."""
+        with self.engine.errors(f"inspecting {container.name}"):
+            container.reload()
+        _fail_if_not_running(container)
 
     def _discard(self, containers: list[Container], log: LogFn) -> None:
         """Show what the new instances printed, then remove them: a failed start
@@ -363,20 +375,30 @@ class DockerRuntime:
 
         return [s for s in self._each(running, sample) if s is not None]
 
-    def images(self, *, labels: Mapping[str, str]) -> list[ImageInfo]:
+    def images(self, *, tag_prefix: str) -> list[ImageInfo]:
+        if not tag_prefix:
+            # Every image of the engine is never what a caller means.
+            raise ProviderError("images: tag_prefix must not be empty")
         client = self.engine.client()
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]} if labels else {}
         with self.engine.errors("listing images"):
-            summaries = client.api.images(filters=filters)
-        return [
-            ImageInfo(
-                id=str(s["Id"]),
-                tags=[t for t in s.get("RepoTags") or () if t != "<none>:<none>"],
-                labels=dict(s.get("Labels") or {}),
-                created_at=datetime.fromtimestamp(s["Created"], UTC) if s.get("Created") else None,
+            # Compared here, not with the engine's "reference" filter: that one is a
+            # glob (the prefix would need escaping) and hides an image's other tags.
+            summaries = client.api.images()
+        found: list[ImageInfo] = []
+        for s in summaries:
+            tags = [t for t in s.get("RepoTags") or () if t != "<none>:<none>"]
+            if not any(t.startswith(tag_prefix) for t in tags):
+                continue
+            created = datetime.fromtimestamp(s["Created"], UTC) if s.get("Created") else None
+            found.append(
+                ImageInfo(
+                    id=str(s["Id"]),
+                    tags=tags,
+                    labels=dict(s.get("Labels") or {}),
+                    created_at=created,
+                )
             )
-            for s in summaries
-        ]
+        return found
 
     def prepare_image(self, *, image: str, log: LogFn, cancelled: CancelledFn = _never) -> str:
         try:
@@ -428,17 +450,22 @@ class DockerRuntime:
                 return
             image_id = info["Id"]
             tags = info.get("RepoTags") or []
-            if image in tags and len(tags) > 1:
-                # Another reference (an earlier release's tag with the same content)
-                # keeps the image: take only this name away.
-                client.api.remove_image(image)
-                return
+            by_name = image in tags
             # Any container, even a stopped one, keeps its image: an app stopped by
             # its owner must start again.
-            if any(c.get("ImageID") == image_id for c in client.api.containers(all=True)):
+            if (not by_name or len(tags) == 1) and any(
+                c.get("ImageID") == image_id for c in client.api.containers(all=True)
+            ):
                 return
             try:
-                client.api.remove_image(image_id, force=True)
+                if by_name:
+                    # Only this name. Identical builds (other deployments, apps, or
+                    # installations sharing the engine) are one image under several
+                    # names, each removed by its owner; the engine removes the image
+                    # with its last name, and refuses while a container uses it.
+                    client.api.remove_image(image)
+                else:
+                    client.api.remove_image(image_id, force=True)
             except docker.errors.NotFound:
                 return
             except docker.errors.APIError as exc:

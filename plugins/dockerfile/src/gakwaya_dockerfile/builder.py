@@ -56,6 +56,8 @@ CLEANUP_SECONDS = 20.0
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _RUNNING_IN = re.compile(r"^\s*---> Running in ([0-9a-f]{12,64})\s*$")
+#: Printed by the engine once it has removed a step's container (only then).
+_REMOVED = re.compile(r"^\s*Removing intermediate container ([0-9a-f]{12,64})\s*$")
 _BUILT = re.compile(r"^Successfully built ([0-9a-f]{12,64})\s*$")
 
 
@@ -97,11 +99,12 @@ def _never() -> bool:
     return False
 
 
-def engine_client(timeout: float | None = 60) -> docker.APIClient:
+def engine_client(timeout: float | None = 60, version: str = "auto") -> docker.APIClient:
     """A low-level client for the engine ``DOCKER_HOST`` names (the default socket
-    otherwise), speaking the engine's own API version."""
+    otherwise), speaking the engine's own API version (asked for unless ``version``
+    is already known)."""
     try:
-        return docker.APIClient(version="auto", timeout=timeout, **docker.utils.kwargs_from_env())
+        return docker.APIClient(version=version, timeout=timeout, **docker.utils.kwargs_from_env())
     except docker.errors.DockerException as exc:
         raise ProviderError(f"the Docker engine cannot be reached: {exc}") from None
 
@@ -118,11 +121,14 @@ class _Stream(threading.Thread):
         self.chunks: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.responses: list[requests.Response] = []
         self.client: docker.APIClient | None = None
+        #: The engine's API version, once the build's client has asked for it.
+        self.api_version = "auto"
 
     def run(self) -> None:
         try:
             # No read timeout: a step may print nothing for a long time.
             self.client = engine_client(timeout=None)
+            self.api_version = str(self.client.api_version)
             self.client.hooks["response"].append(self._record)
             for chunk in self.client.build(**self.kwargs):
                 self.chunks.put(("chunk", chunk))
@@ -194,19 +200,35 @@ class DockerfileBuilder:
                 labels = {}
         if cancelled():
             raise ProviderError("cancelled")
-        stream = _Stream(
-            {
-                "path": str(context),
-                "dockerfile": dockerfile,
-                "tag": request.image,
-                "labels": labels,
-                "buildargs": dict(request.build_args),
-                "rm": True,
-                "forcerm": True,
-                "pull": False,
-                "decode": True,
-            }
-        )
+        params = {
+            "path": str(context),
+            "dockerfile": dockerfile,
+            "tag": request.image,
+            "labels": labels,
+            "buildargs": dict(request.build_args),
+            "rm": True,
+            "forcerm": True,
+            "pull": False,
+            "decode": True,
+        }
+        for attempt in range(1, BUILD_ATTEMPTS + 1):
+            stream, outcome = self._run(params, request.image, log, cancelled)
+            if not (outcome.error and vanished_cache(outcome.error)) or attempt == BUILD_ATTEMPTS:
+                break
+            # The classic builder reuses cached layers by id; removing another image
+            # (an app's old release, a test's) prunes untagged parents that this build
+            # was reusing. Nothing of this build is wrong: build it again.
+            log("A cached layer was removed while the image was built; building again")
+        if outcome.error:
+            raise ProviderError(f"the image build failed: {outcome.error}")
+        digest = self._digest(request.image, outcome, stream.api_version)
+        return BuildResult(image=request.image, digest=digest)
+
+    def _run(
+        self, params: dict[str, Any], image: str, log: LogFn, cancelled: CancelledFn
+    ) -> tuple[_Stream, _Outcome]:
+        """One build through the engine: its log followed, its containers removed."""
+        stream = _Stream(params)
         outcome = _Outcome()
         splitter = LineSplitter(lambda line: self._line(line, log, outcome))
         stream.start()
@@ -220,13 +242,11 @@ class DockerfileBuilder:
         if outcome.cancelled:
             stream.abort(wait=CLEANUP_SECONDS)
             _remove_containers(outcome.containers)
-            _untag(request.image, outcome.image_id)
+            _untag(image, outcome.image_id)
             log("Build cancelled")
             raise ProviderError("cancelled")
         _remove_containers(outcome.containers)
-        if outcome.error:
-            raise ProviderError(f"the image build failed: {outcome.error}")
-        return BuildResult(image=request.image, digest=self._digest(request.image, outcome))
+        return stream, outcome
 
     # Steps ---------------------------------------------------------------------------
 
@@ -275,16 +295,21 @@ class DockerfileBuilder:
         running = _RUNNING_IN.match(line)
         if running:
             outcome.containers.append(running.group(1))
+        removed = _REMOVED.match(line)
+        if removed:
+            # Gone already: nothing to wait for after the build.
+            with contextlib.suppress(ValueError):
+                outcome.containers.remove(removed.group(1))
         built = _BUILT.match(line)
         if built and not outcome.image_id:
             outcome.image_id = built.group(1)
         log(line)
 
     @staticmethod
-    def _digest(tag: str, outcome: _Outcome) -> str:
+    def _digest(tag: str, outcome: _Outcome, api_version: str = "auto") -> str:
         """The image id: the engine's own answer (``aux``) when it gave one, checked
         against what the tag names now."""
-        client = engine_client()
+        client = engine_client(version=api_version)
         try:
             image_id = str(client.inspect_image(tag)["Id"])
         except docker.errors.DockerException as exc:
@@ -294,6 +319,20 @@ class DockerfileBuilder:
         if outcome.image_id and outcome.image_id.startswith("sha256:"):
             return outcome.image_id
         return image_id
+
+
+#: Builds tried when a cached layer vanishes mid-build (see :func:`vanished_cache`).
+BUILD_ATTEMPTS = 3
+_VANISHED = re.compile(
+    r"unknown parent image ID|failed to set parent|No such image: sha256:|"
+    r"layer does not exist|failed to get layer"
+)
+
+
+def vanished_cache(error: str) -> bool:
+    """Whether a build failed because a layer it reused from the cache was deleted
+    meanwhile (the engine's words for it), which building again resolves."""
+    return bool(_VANISHED.search(error))
 
 
 class _Outcome:

@@ -92,8 +92,16 @@ def git_environment(
     config: list[tuple[str, str]] | None = None,
     ssh_program: str | None = None,
     ca_bundle: str | None = None,
+    system_ca: str | None = None,
+    ca_directory: str | None = None,
 ) -> dict[str, str]:
-    """Variables for one git process (added over ``os.environ`` by GitPython)."""
+    """Variables for one git process (added over ``os.environ`` by GitPython).
+
+    TLS trust: ``ca_bundle`` (the operator's setting, merged with the system's CAs)
+    wins over any inherited ``GIT_SSL_CAINFO``; without it, ``system_ca`` is only
+    configuration, so an operator's ``GIT_SSL_CAINFO``/``GIT_SSL_CAPATH`` in the
+    panel's environment still decide. ``ca_directory`` (an empty directory) replaces
+    libcurl's compiled-in CA directory whenever a CA file is given."""
     pairs: list[tuple[str, str]] = [
         ("protocol.allow", "never"),
         ("protocol.https.allow", "always"),
@@ -110,8 +118,10 @@ def git_environment(
         ("advice.detachedHead", "false"),
         ("http.sslVerify", "true"),
     ]
-    if ca_bundle:
-        pairs.append(("http.sslCAInfo", ca_bundle))
+    if ca_bundle or system_ca:
+        pairs.append(("http.sslCAInfo", ca_bundle or system_ca or ""))
+        if ca_directory:
+            pairs.append(("http.sslCAPath", ca_directory))
     pairs.extend(config or ())
     env = {
         "GIT_TERMINAL_PROMPT": "0",
@@ -148,4 +158,6 @@ def git_environment(
     if ca_bundle:
         # Set after the configuration by git, so it also beats an inherited value.
         env["GIT_SSL_CAINFO"] = ca_bundle
+        if ca_directory:
+            env["GIT_SSL_CAPATH"] = ca_directory
     return env

@@ -30,7 +30,7 @@ from gakwaya_git.gitenv import (
 from gakwaya_git.refs import parse_ls_remote, pick
 from gakwaya_git.runner import Cancelled, GitFailed, run_git
 from gakwaya_git.scrub import Scrubber
-from gakwaya_git.workspace import Workspace
+from gakwaya_git.workspace import Workspace, system_ca_file
 from gakwaya_sdk.providers import (
     CancelledFn,
     LogFn,
@@ -175,9 +175,12 @@ class GitSource:
         """The workspace (removed on exit) and the environment of this operation's git."""
         with Workspace(self._config()) as ws:
             config: list[tuple[str, str]] = []
-            ssh_program = ca_bundle = None
+            ssh_program = ca_bundle = system_ca = ca_directory = None
             if git_url_kind(url) == "https":
                 ca_bundle = ws.ca_bundle()
+                system_ca = None if ca_bundle else system_ca_file()
+                if ca_bundle or system_ca:
+                    ca_directory = ws.empty_ca_directory()
                 token = credentials.get("https_token")
                 if token:
                     username = credentials.get("https_username") or DEFAULT_HTTPS_USERNAME
@@ -197,6 +200,8 @@ class GitSource:
                 config=config,
                 ssh_program=ssh_program,
                 ca_bundle=ca_bundle,
+                system_ca=system_ca,
+                ca_directory=ca_directory,
             )
 
     @staticmethod

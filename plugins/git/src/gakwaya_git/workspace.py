@@ -74,6 +74,15 @@ def _check_private_key(key: str) -> str:
     return key + "\n"
 
 
+def system_ca_file() -> str | None:
+    """The system's bundle of trusted CAs (one file), or None when there is none."""
+    default = ssl.get_default_verify_paths().cafile
+    for candidate in (default, "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 class Workspace:
     """Create with ``with Workspace(config) as ws:``; everything is gone on exit."""
 
@@ -127,14 +136,25 @@ class Workspace:
             ) from None
         if "-----BEGIN CERTIFICATE-----" not in extra_pem:
             raise ProviderError(f"ca_bundle setting: {extra!r} holds no PEM certificate")
-        system_pem = ""
-        default = ssl.get_default_verify_paths().cafile
-        for candidate in (default, "/etc/ssl/certs/ca-certificates.crt"):
-            if candidate and os.path.isfile(candidate):
-                system_pem = Path(candidate).read_text(encoding="utf-8", errors="replace")
-                break
+        system = system_ca_file()
+        system_pem = (
+            Path(system).read_text(encoding="utf-8", errors="replace") if system is not None else ""
+        )
         bundle = system_pem.rstrip("\n") + "\n" + extra_pem.strip("\n") + "\n"
         return str(self._write_private("ca-bundle.pem", bundle, 0o644))
+
+    def empty_ca_directory(self) -> str:
+        """An empty directory for ``http.sslCAPath``.
+
+        Why: git's libcurl (Debian's is built with GnuTLS) otherwise also reads its
+        compiled-in CA directory, ``/etc/ssl/certs``, and parses each of its ~370 files
+        on every TLS connection: about 0.06 s a connection, three connections a fetch
+        over a server without keep-alive. The CA file given with it (the system's
+        bundle, built from that same directory by ``update-ca-certificates``) holds
+        the same authorities."""
+        path = self.root / "ca-directory"
+        path.mkdir(mode=0o700, exist_ok=True)
+        return str(path)
 
     # SSH ---------------------------------------------------------------------------------
 

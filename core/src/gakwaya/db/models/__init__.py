@@ -2,6 +2,7 @@
 
 from gakwaya.db.models.audit import AuditHead, AuditRecord
 from gakwaya.db.models.deploy import App, AppEnvVar, Deployment, Environment, Project, Release
+from gakwaya.db.models.domains import Domain
 from gakwaya.db.models.events import StoredEvent
 from gakwaya.db.models.identity import (
     LoginThrottle,
@@ -22,6 +23,7 @@ __all__ = [
     "AuditHead",
     "AuditRecord",
     "Deployment",
+    "Domain",
     "Environment",
     "Invitation",
     "Job",
