@@ -15,9 +15,10 @@ from sqlalchemy import select
 from gakwaya.db.models import App, Deployment, Job
 from gakwaya.deploy import keys
 from gakwaya.deploy.reconciler import reconcile
-from gakwaya.deploy.runtime import our_instances
+from gakwaya.deploy.runtime import desired_routes, generation, our_instances
 from gakwaya.kernel import Kernel
 from tests.deploy.pipeline_helpers import (
+    API,
     clean_engine,
     deploy,
     fetch,
@@ -31,7 +32,7 @@ from tests.deploy.pipeline_helpers import (
 
 pytestmark = pytest.mark.usefixtures("gakwaya_base_image")
 RUN = uuid.uuid4().hex[:8]
-DRAIN = 4
+DRAIN = 8  # long enough for a rollback to finish while the old instance drains
 
 
 @pytest.fixture(scope="module")
@@ -95,5 +96,34 @@ def test_old_instances_drain_unrouted_then_stop(
             "logs"
         ]
         assert any(f"draining 1 old instance(s) for {DRAIN}s" in line for line in logs), logs
+    finally:
+        clean_engine(kernel.installation_id)
+
+
+def test_a_rollback_while_the_release_drains_routes_only_its_new_instances(
+    kernel: Kernel, client: Any, world: Any, image: str
+) -> None:
+    """Rolled back to the release just replaced, whose instance still drains: the
+    rollback starts a new one, and only that one is routed (the draining one is about
+    to get SIGTERM)."""
+    owner = dict(world.a.sessions["owner"])
+    app_id = make_app(kernel, world.a.org, source_type="image", image=image)
+    try:
+        first = succeeded(wait_deployment(client, owner, deploy(client, owner, app_id)["id"]))
+        set_env(kernel, app_id, "GREETING", "second")
+        succeeded(wait_deployment(client, owner, deploy(client, owner, app_id)["id"]))
+        r = client.post(f"{API}/releases/{first['release_id']}/rollback", headers=owner)
+        assert r.status_code == 202, r.text
+        back = succeeded(wait_deployment(client, owner, r.json()["id"]))
+        v1 = keys.release_key(first["release_id"])
+        of_v1 = [i for i in our_instances(kernel, app_id) if i.release == v1]
+        # Still draining from the second deployment: the first instance, and the new one.
+        assert {generation(i) for i in of_v1} == {first["id"], back["id"]}
+        (route,) = [
+            route
+            for route in desired_routes(kernel, our_instances(kernel))
+            if route.app == keys.app_key(kernel.installation_id, app_id)
+        ]
+        assert route.upstreams == [i.address for i in of_v1 if generation(i) == back["id"]]
     finally:
         clean_engine(kernel.installation_id)

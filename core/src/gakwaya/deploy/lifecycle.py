@@ -17,6 +17,7 @@ from gakwaya.deploy import keys
 from gakwaya.deploy.events import AppStateChanged
 from gakwaya.deploy.runtime import (
     apply_routes,
+    newest_generation,
     open_env,
     our_instances,
     runtime,
@@ -166,7 +167,8 @@ def _apply_only(kernel: Kernel, app: App, keep: list[Instance]) -> None:
 
 def _start_more(kernel: Kernel, app: App, release: Release, count: int) -> None:
     env = open_env(kernel.box, release.env_ciphertext)
-    spec = spec_for(kernel, app, release, env, replicas=count)
+    joined = newest_generation(our_instances(kernel, app.id), keys.release_key(release.id))
+    spec = spec_for(kernel, app, release, env, replicas=count, deployment_id=joined)
     lines: list[str] = []
     try:
         runtime(kernel).start(spec=spec, log=lines.append)

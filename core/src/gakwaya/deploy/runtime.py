@@ -223,6 +223,33 @@ def routes_lock(kernel: Kernel) -> Iterator[None]:
                 conn.commit()
 
 
+def generation(instance: Instance) -> int:
+    """The deployment that started an instance (0 when none did: scaled instances
+    carry the generation they joined, see :func:`newest_generation`)."""
+    label = instance.labels.get(keys.DEPLOYMENT_LABEL, "")
+    number = label.removeprefix("d")
+    return int(number) if label.startswith("d") and number.isdigit() else 0
+
+
+def current_generation(instances: Sequence[Instance]) -> list[Instance]:
+    """The instances of each app and release started by the newest deployment of that
+    release (and those no deployment started). A rollback to the release just
+    replaced starts new instances while the previous ones still drain, no longer
+    routed: those must not be routed again."""
+    newest: dict[tuple[str, str], int] = {}
+    for inst in instances:
+        group = (inst.app, inst.release)
+        newest[group] = max(newest.get(group, 0), generation(inst))
+    return [i for i in instances if generation(i) in (0, newest[(i.app, i.release)])]
+
+
+def newest_generation(instances: Sequence[Instance], release: str) -> int | None:
+    """The deployment whose instances of ``release`` serve now (None: none does); new
+    instances of a scale-up join it, so they are routed with it."""
+    found = [generation(i) for i in instances if i.release == release and generation(i)]
+    return max(found) if found else None
+
+
 def desired_routes(
     kernel: Kernel,
     instances: Sequence[Instance],
@@ -242,7 +269,7 @@ def desired_routes(
         )
         domains = active_domains(db)
     by_app: dict[str, list[str]] = {}
-    for inst in instances:
+    for inst in current_generation(instances):
         if inst.state == "running" and inst.address:
             by_app.setdefault(f"{inst.app}/{inst.release}", []).append(inst.address)
     routes: list[Route] = []
