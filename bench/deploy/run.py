@@ -11,8 +11,10 @@ For the python-web fixture app (``tests/fixtures/apps/python-web``), on this mac
   the installed plugins: git, dockerfile, docker, portproxy) driven through its API,
   the app's repository served over HTTPS by ``git http-backend`` so the real source
   provider fetches it: first deploy (request → deployment succeeded and the app's
-  host port answers), redeploy after a commit changing only app code, rollback,
-  restart, stop, start and scale;
+  host port answers; the bench reads the deployment's row every ``POLL`` seconds, as
+  the floor polls its port, and fetches the deployment from the API only after the
+  clock stops), redeploy after a commit changing only app code, rollback, restart,
+  stop, start and scale;
 
 each repeated ``--repeats`` times (median and min), with the ratios to the floor and
 the issue's targets. Prints one JSON document. Usage (from the repository root):
@@ -42,7 +44,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +217,9 @@ class Floor:
             "cold_build_s": build_cold,
             "cold_run_to_healthy_s": run_cold,
             "warm_s": build_warm + run_warm + remove_old,
+            # Until the new release serves, as the issue defines the floor (docker build
+            # + docker run + first healthy response): the old one is still there.
+            "warm_serving_s": build_warm + run_warm,
             "warm_build_s": build_warm,
             "warm_run_to_healthy_s": run_warm,
             "warm_remove_old_s": remove_old,
@@ -249,6 +254,7 @@ class Panel:
         self.kernel = kernel
         self.headers = headers
         self.api = "/api/v1/orgs/bench"
+        self.engine = docker.from_env()
 
     def call(self, method: str, path: str, expect: int, **kwargs: Any) -> Any:
         r = self.client.request(method, f"{self.api}{path}", headers=self.headers, **kwargs)
@@ -256,7 +262,7 @@ class Panel:
             raise RuntimeError(f"{method} {path}: {r.status_code} {r.text}")
         return r.json()
 
-    def wait_deployment(self, deployment_id: int) -> dict[str, Any]:
+    def wait_deployment(self, deployment_id: int) -> str:
         """Wait on the deployment's row, not on the API: a client polling the
         deployment (and its whole log) 50 times a second would take CPU from the job
         it measures, on two cores."""
@@ -265,22 +271,50 @@ class Panel:
             with self.kernel.db.session() as db:
                 state = db.scalar(select(Deployment.state).where(Deployment.id == deployment_id))
             if state in FINISHED:
-                body: dict[str, Any] = self.call("GET", f"/deployments/{deployment_id}", 200)
-                if body["state"] != "succeeded":
-                    raise RuntimeError(f"deployment {body['state']}: {body['logs'][-15:]}")
-                return body
+                return str(state)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"deployment still {state}")
             time.sleep(POLL)
 
     def timed_deployment(
-        self, start_request: Callable[[], dict[str, Any]], port: int, expect: str
-    ) -> tuple[float, dict[str, Any]]:
+        self,
+        start_request: Callable[[], dict[str, Any]],
+        port: int,
+        expect: str,
+        old: Sequence[str] = (),
+    ) -> tuple[float, dict[str, Any], dict[str, Any]]:
+        """Seconds from the request until the deployment has ended and the app's port
+        serves ``expect``; then the deployment as the API shows it, which must have
+        succeeded (read after the clock stops: the floor has no such report either).
+
+        The third value describes the ``old`` containers (the previous release's):
+        whether they were still there when the deployment had succeeded (a pipeline
+        that retires them after the switch, once a drain period is over) and when they
+        were gone, counted from the same request."""
         start = time.monotonic()
         deployment = start_request()
-        body = self.wait_deployment(int(deployment["id"]))
-        wait_for(f"port {port} to serve {expect!r}", answers(f"http://127.0.0.1:{port}/", expect))
-        return time.monotonic() - start, body
+        if self.wait_deployment(int(deployment["id"])) == "succeeded":
+            url = f"http://127.0.0.1:{port}/"
+            wait_for(f"port {port} to serve {expect!r}", answers(url, expect))
+        took = time.monotonic() - start
+        retired: dict[str, Any] = {"left_after_success": bool(old) and self.exist(old)}
+        wait_for("the old instances to be removed", lambda: not self.exist(old))
+        retired["removed_s"] = time.monotonic() - start
+        body: dict[str, Any] = self.call("GET", f"/deployments/{deployment['id']}", 200)
+        if body["state"] != "succeeded":
+            raise RuntimeError(f"deployment {body['state']}: {body['logs'][-15:]}")
+        return took, body, retired
+
+    def containers_of(self, app_id: int) -> list[str]:
+        label = f"{keys.APP_LABEL}={keys.app_key(self.kernel.installation_id, app_id)}"
+        return [c.id for c in self.engine.containers.list(all=True, filters={"label": label})]
+
+    def exist(self, ids: Sequence[str]) -> bool:
+        for cid in ids:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.engine.containers.get(cid)
+                return True
+        return False
 
     def phases(self, deployment_id: int) -> dict[str, float]:
         """Seconds of each phase, from the deployment's row and its job's log times."""
@@ -344,7 +378,7 @@ class Panel:
         app_id, port = int(app["id"]), int(app["host_port"])
         result: dict[str, Any] = {"health_check": app["health"]}
 
-        result["first_deploy_s"], first = self.timed_deployment(
+        result["first_deploy_s"], first, _ = self.timed_deployment(
             lambda: self.call("POST", f"/apps/{app_id}/deployments", 202),
             port,
             "python-web release=v1",
@@ -354,17 +388,23 @@ class Panel:
         # A commit changing app code only: every layer before COPY comes from the cache.
         write_app(tree, nonce, revision=1)
         push_tree(bare, tree, message="change the greeting")
-        result["redeploy_s"], second = self.timed_deployment(
+        result["redeploy_s"], second, retired = self.timed_deployment(
             lambda: self.call("POST", f"/apps/{app_id}/deployments", 202),
             port,
             "python-web rev1 release=v2",
+            old=self.containers_of(app_id),
         )
+        result["redeploy_until_old_removed_s"] = retired["removed_s"]
+        result["old_left_after_success"] = retired["left_after_success"]
         result["redeploy_phases"] = self.phases(int(second["id"]))
 
-        result["rollback_s"], back = self.timed_deployment(
+        # Waits (off the clock) for the old instance too: the lifecycle operations
+        # below must act on the new release alone.
+        result["rollback_s"], back, _ = self.timed_deployment(
             lambda: self.call("POST", f"/releases/{first['release_id']}/rollback", 202),
             port,
             "python-web release=v1",
+            old=self.containers_of(app_id),
         )
         result["rollback_phases"] = self.phases(int(back["id"]))
 
@@ -396,9 +436,13 @@ class Panel:
         installation = f"{keys.INSTALLATION_LABEL}={self.kernel.installation_id}"
         for container in client.containers.list(all=True, filters={"label": installation}):
             container.remove(force=True, v=True)
-        for image in client.images.list(filters={"label": installation}):
-            with contextlib.suppress(docker.errors.APIError):
-                client.images.remove(image.id, force=True)
+        # By name only: the same bytes may be a test's image too, under its own name.
+        built = keys.image_prefix(self.kernel.installation_id)
+        for image in client.images.list():
+            for tag in image.tags:
+                if tag.startswith(built):
+                    with contextlib.suppress(docker.errors.APIError):
+                        client.images.remove(tag)
         prefix = f"gakwaya-{self.kernel.installation_id}-"
         for network in client.networks.list(names=[prefix]):
             if network.name.startswith(prefix):
@@ -508,6 +552,13 @@ def main() -> None:
     redeploy = panel_out["redeploy_s"]["median_s"]
     cold = floor_out["cold_s"]["median_s"]
     warm = floor_out["warm_s"]["median_s"]
+    warm_serving = floor_out["warm_serving_s"]["median_s"]
+    # Like for like: when the panel retires the old release after the deployment has
+    # succeeded (after its drain period), the redeploy measured above does not hold
+    # that removal, so neither may the floor it is compared with.
+    retired_after = any(r["old_left_after_success"] for r in panel_runs)
+    basis = warm_serving if retired_after else warm
+    basis_name = "warm_serving_s" if retired_after else "warm_s"
     lifecycle = {
         k: panel_out[k]["median_s"]
         for k in (
@@ -543,11 +594,14 @@ def main() -> None:
         "ratios": {
             "first_deploy_vs_cold_floor": ratio(first, cold),
             "redeploy_vs_warm_floor": ratio(redeploy, warm),
+            "redeploy_vs_warm_floor_serving": ratio(redeploy, warm_serving),
         },
         "targets": {
             "redeploy_at_most_1.3x_warm_floor": {
-                "measured_ratio": ratio(redeploy, warm),
-                "met": redeploy <= REDEPLOY_MAX_RATIO * warm,
+                "old_release_retired_after_success": retired_after,
+                "floor": basis_name,
+                "measured_ratio": ratio(redeploy, basis),
+                "met": redeploy <= REDEPLOY_MAX_RATIO * basis,
             },
             "rollback_under_5_s": {
                 "measured_s": panel_out["rollback_s"]["median_s"],
