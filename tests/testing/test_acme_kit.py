@@ -211,7 +211,7 @@ def test_run_caddy_reports_a_refused_configuration(tmp_path: Path) -> None:
         pytest.raises(ServerFailed, match="caddy refused the configuration") as failed,
         run_caddy(bad, tmp_path / "caddy"),
     ):
-        pass
+        raise AssertionError("run_caddy should have failed to start")
     # Caddy's own reason, then its log.
     assert "routes" in str(failed.value)
     assert "admin endpoint started" in str(failed.value)
@@ -234,7 +234,7 @@ def test_a_server_that_exits_at_start_fails_with_its_log(tmp_path: Path) -> None
             pytest.raises(ServerFailed, match="caddy exited with status 1") as failed,
             run_caddy({"admin": {"listen": admin}}, tmp_path / "caddy"),
         ):
-            pass
+            raise AssertionError("run_caddy should have failed to start")
     assert "address already in use" in str(failed.value)
 
 
@@ -243,7 +243,7 @@ def test_a_missing_program_is_named(tmp_path: Path) -> None:
         pytest.raises(ServerFailed, match="no-such-caddy is not installed"),
         run_caddy({}, tmp_path / "caddy", binary="no-such-caddy"),
     ):
-        pass
+        raise AssertionError("run_caddy should have failed to start")
 
 
 def test_pebble_alternate_roots_are_all_returned(

@@ -166,7 +166,7 @@ class AskServer:
                 self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
-                pass
+                """Quiet: the test reads what it needs from the requests."""
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api/v1/proxy/ask"

@@ -21,6 +21,7 @@ failure raises with the tail of that log.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import http.client
 import json
@@ -103,11 +104,9 @@ def _wait(proc: subprocess.Popen[bytes], log: Path, what: str, ready: Callable[[
     :class:`ServerFailed` with the log's tail when the process exits or time runs out."""
     deadline = time.monotonic() + START_TIMEOUT
     while True:
-        try:
+        with contextlib.suppress(*NOT_YET):  # not answering yet: look again
             if ready():
                 return
-        except NOT_YET:
-            pass
         if proc.poll() is not None:
             raise ServerFailed(f"{what} exited with status {proc.returncode}:\n{log_tail(log)}")
         if time.monotonic() > deadline:
