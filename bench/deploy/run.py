@@ -60,7 +60,12 @@ from gakwaya.deploy import keys
 from gakwaya.kernel import Kernel
 from gakwaya.plugins import settings as plugin_settings
 from gakwaya.settings import Settings
-from gakwaya.testing.docker import BASE_ALIAS, ensure_base_image, ensure_engine
+from gakwaya.testing.docker import (
+    BASE_ALIAS,
+    ensure_base_image,
+    ensure_engine,
+    remove_installation,
+)
 from gakwaya.testing.gitserver import (
     CA,
     HTTPS,
@@ -432,21 +437,7 @@ class Panel:
 
     def cleanup(self) -> None:
         """Everything this installation made: containers, images, networks."""
-        client = docker.from_env()
-        installation = f"{keys.INSTALLATION_LABEL}={self.kernel.installation_id}"
-        for container in client.containers.list(all=True, filters={"label": installation}):
-            container.remove(force=True, v=True)
-        # By name only: the same bytes may be a test's image too, under its own name.
-        built = keys.image_prefix(self.kernel.installation_id)
-        for image in client.images.list():
-            for tag in image.tags:
-                if tag.startswith(built):
-                    with contextlib.suppress(docker.errors.APIError):
-                        client.images.remove(tag)
-        prefix = f"gakwaya-{self.kernel.installation_id}-"
-        for network in client.networks.list(names=[prefix]):
-            if network.name.startswith(prefix):
-                network.remove()
+        remove_installation(self.kernel.installation_id)
 
 
 @contextlib.contextmanager

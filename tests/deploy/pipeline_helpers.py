@@ -16,6 +16,7 @@ import docker
 from gakwaya.db.base import utcnow
 from gakwaya.db.models import App, AppEnvVar, Environment, Organization, Project
 from gakwaya.kernel import Kernel
+from gakwaya.testing.docker import remove_installation
 from tests.services import free_port
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps"
@@ -112,28 +113,9 @@ def succeeded(body: Any) -> Any:
 
 
 def clean_engine(installation_id: str) -> None:
-    """Remove every container, network and image one test kernel made (they carry its
-    installation label or name), so tests sharing the engine never see each other's
-    and the engine's address pools do not fill up."""
-    from gakwaya.deploy import keys
-
-    client = docker.from_env()
-    mine = f"{keys.INSTALLATION_LABEL}={installation_id}"
-    for c in client.containers.list(all=True, filters={"label": mine}):
-        with contextlib.suppress(docker.errors.NotFound):
-            c.remove(force=True)
-    prefix = f"gakwaya-{installation_id}-"
-    for network in client.networks.list(names=[prefix]):
-        if network.name.startswith(prefix):
-            with contextlib.suppress(docker.errors.NotFound):
-                network.remove()
-    # By name only: identical builds of other test kernels are the same image.
-    built = keys.image_prefix(installation_id)
-    for _image_id, tags in image_tags():
-        for tag in tags:
-            if tag.startswith(built):
-                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                    client.images.remove(tag)
+    """Remove every container, network and image one test kernel made, so tests
+    sharing the engine never see each other's and its address pools do not fill up."""
+    remove_installation(installation_id)
 
 
 def image_tags() -> list[tuple[str, list[str]]]:

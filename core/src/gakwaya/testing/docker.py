@@ -242,14 +242,13 @@ def remove_installation(installation_id: str) -> None:
     containers = _docker("ps", "-aq", "--filter", label).stdout.split()
     if containers:
         _docker("rm", "--force", "--volumes", *containers)
+    # By name only, never by id: identical builds of other installations (parallel
+    # tests, another panel) are the same image under their own names.
     built = keys.image_prefix(installation_id)
-    listed = _docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout
-    images = {
-        ref.split()[0] for ref in listed.splitlines() if ref.startswith(built) and ref.split()
-    }
-    labelled = _docker("images", "-q", "--filter", label).stdout.split()
-    if images or labelled:
-        _docker("rmi", "--force", *sorted(images), *sorted(set(labelled)))
+    listed = _docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    names = sorted(ref for ref in listed if ref.startswith(built))
+    if names:
+        _docker("rmi", *names)
     prefix = f"gakwaya-{installation_id}-"
     networks = _docker("network", "ls", "--format", "{{.Name}}", "--filter", f"name={prefix}")
     ours = [n for n in networks.stdout.split() if n.startswith(prefix)]
