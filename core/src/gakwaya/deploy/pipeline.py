@@ -34,6 +34,7 @@ from gakwaya.deploy.events import (
     DeploymentStarted,
     DeploymentSucceeded,
 )
+from gakwaya.deploy.lifecycle import STOP_TIMEOUT
 from gakwaya.deploy.queue import next_number
 from gakwaya.deploy.runtime import (
     apply_routes,
@@ -53,9 +54,6 @@ from gakwaya_sdk.sources import RuleError, confine
 
 if TYPE_CHECKING:
     from gakwaya.kernel import Kernel
-
-#: Seconds a stopping instance has between SIGTERM and SIGKILL.
-STOP_TIMEOUT = 10.0
 
 log = logging.getLogger("gakwaya.deploy")
 
@@ -221,7 +219,8 @@ def _retire(kernel: Kernel, ctx: JobContext, old: list[Instance]) -> None:
     """Stop the previous release's instances once no proxy routes to them any more:
     first ``deploy_drain_seconds`` for the requests they are still answering (a proxy
     finishes those on its old configuration), then SIGTERM, and SIGKILL after
-    :data:`STOP_TIMEOUT`. The deployment has already succeeded: this is cleanup."""
+    ``STOP_TIMEOUT`` (the lifecycle's). The deployment has already succeeded: this is
+    cleanup."""
     drain = float(kernel.settings.deploy_drain_seconds)
     ctx.log(f"draining {len(old)} old instance(s) for {drain:g}s, then stopping them")
     time.sleep(drain)
