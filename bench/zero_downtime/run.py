@@ -374,6 +374,13 @@ def run(p: Panel, pebble: Pebble, dns: Any, git_server: HTTPS, work: Path, args:
         deployments.append(p.deploy(f"/releases/{first['release_id']}/rollback"))
         time.sleep(2 + float(p.kernel.settings.deploy_drain_seconds))  # the last drain
 
+    proxy = p.kernel.plugins.provider("proxy:caddy")
+    caddy_state = dict(proxy.state())
+    live, _etag = proxy.admin().read()
+    pairs = (
+        live.get("apps", {}).get("tls", {}).get("certificates", {}).get("load_storage", {})
+    ).get("pairs", [])
+    preloaded = sorted(pair["certificate"].rsplit("/", 1)[-1] for pair in pairs)
     outcomes = sorted(load.outcomes, key=lambda o: o.started)
     failed = [o for o in outcomes if not o.ok]
     latencies = [o.latency for o in outcomes if o.ok]
@@ -407,6 +414,10 @@ def run(p: Panel, pebble: Pebble, dns: Any, git_server: HTTPS, work: Path, args:
         "app": "tests/fixtures/apps/python-web",
         "base_image": BASE_ALIAS,
         "deploy_drain_seconds": p.kernel.settings.deploy_drain_seconds,
+        "caddy": {
+            key: caddy_state[key] for key in ("version", "tcp_migrate_req") if key in caddy_state
+        },
+        "certificates_preloaded": preloaded,
         "certificate_issued_after_verify_s": round(certificate_s, 3),
         "load": {
             "rate_asked_per_s": args.rate,

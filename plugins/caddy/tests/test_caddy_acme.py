@@ -95,7 +95,23 @@ def test_a_certificate_from_pebble_is_served_and_reported(
         "issued",
         "issued",
     ]
+    # The stored certificates are not preloaded yet: the config differs from the one
+    # the routes make now, which is the reconciler's cue to apply them again.
+    assert caddy.routes() == []
+    caddy.apply(routes=[route])
+    config = admin_get(caddy.settings().admin_address)
+    loaded = config["apps"]["tls"]["certificates"]["load_storage"]
+    stored = sorted(pair["certificate"].rsplit("/", 1)[-1] for pair in loaded["pairs"])
+    assert stored == sorted([f"{domain}.crt", f"{www}.crt"])
+    assert config["apps"]["http"]["servers"]["gakwaya"]["automatic_https"] == {
+        "disable_redirects": True,
+        "ignore_loaded_certificates": True,
+    }
     assert caddy.routes() == [route]
+    # Caddy took the preloaded pair, and the chain it serves still verifies.
+    answer, peer = https_request(pebble.tls_port, domain, pebble.roots_pem(), "/again")
+    assert (answer.status, answer.text) == (200, "app")
+    assert ("DNS", domain) in peer["subjectAltName"]
 
 
 @pytest.fixture

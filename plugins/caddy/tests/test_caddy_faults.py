@@ -144,6 +144,8 @@ def test_start_is_idempotent_and_stop_stops_only_its_own(
         "pid": None,
         "version": "",
         "log": str(caddy.settings().data_dir / "caddy.log"),
+        # Turned on by start (the tests run as root, as the panel does).
+        "tcp_migrate_req": True,
     }
     caddy.stop()  # none runs: nothing
 

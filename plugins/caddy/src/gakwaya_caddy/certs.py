@@ -31,6 +31,10 @@ SUCCESS = ("certificate obtained successfully", "certificate renewed successfull
 #: The message of a failed attempt (obtain or renew), its ``error`` the CA's problem.
 FAILURE = ("could not get certificate from issuer",)
 MAX_REASON = 1000
+#: A stored certificate is preloaded (:func:`preload_pair`) while more than this share
+#: of its lifetime is left. Caddy renews at a third left (certmagic's default renewal
+#: window): the preloaded copy must be gone by then, since Caddy does not renew it.
+PRELOAD_MIN_LIFE_LEFT = 0.4
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,64 @@ def _newest_certificate(storage: Path, domain: str) -> _Cert | None:
         if best is None or found.not_after > best.not_after:
             best = found
     return best
+
+
+def preload_pair(
+    storage: Path, domain: str, *, now: dt.datetime | None = None
+) -> tuple[str, str] | None:
+    """The storage keys (certificate, private key) of ``domain``'s stored certificate,
+    for Caddy's ``load_storage`` loader, or None when it should not be preloaded.
+
+    Why preload: Caddy 2.6 builds a new certificate cache on every config change and
+    fills it with the managed certificates only after the new servers listen, so a
+    handshake in between finds no certificate ("tlsv1 alert internal error"). A
+    loaded certificate is in the cache before the servers start.
+
+    Why only while plenty of its life is left: the cache keeps one copy of identical
+    certificates, the loaded (unmanaged) one, so Caddy does not renew it. Leaving it out
+    once :data:`PRELOAD_MIN_LIFE_LEFT` of its lifetime remains (the reconciler applies
+    the config again then) gives renewal back to Caddy; the renewed certificate is
+    preloaded in turn. A key that does not match its certificate (a renewal being
+    written) is not preloaded: Caddy would refuse the whole config."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    now = now or dt.datetime.now(dt.UTC)
+    name = _storage_name(domain)
+    best: tuple[dt.datetime, Path] | None = None
+    try:
+        issuers = sorted((storage / "certificates").iterdir())
+    except OSError:
+        return None
+    for issuer_dir in issuers:
+        path = issuer_dir / name / f"{name}.crt"
+        try:
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+        lifetime = (end - start).total_seconds()
+        if lifetime <= 0 or not start <= now < end:
+            continue
+        if (end - now).total_seconds() <= lifetime * PRELOAD_MIN_LIFE_LEFT:
+            continue
+        key_path = path.with_suffix(".key")
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        except (OSError, ValueError, TypeError):
+            continue
+        public = serialization.PublicFormat.SubjectPublicKeyInfo
+        encoding = serialization.Encoding.DER
+        if key.public_key().public_bytes(encoding, public) != cert.public_key().public_bytes(
+            encoding, public
+        ):
+            continue
+        if best is None or end > best[0]:
+            best = (end, path)
+    if best is None:
+        return None
+    relative = best[1].relative_to(storage).as_posix()
+    return relative, relative[: -len(".crt")] + ".key"
 
 
 @dataclass

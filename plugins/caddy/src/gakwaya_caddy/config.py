@@ -11,6 +11,9 @@ left as it is):
 - ``apps.tls.automation.policies`` whose ``@id`` starts with ``gakwaya`` (put first,
   they name their subjects), and ``apps.tls.automation.on_demand`` when its ``@id`` is
   ours;
+- ``apps.tls.certificates.load_storage`` when its ``@id`` is ours (or there is none):
+  the stored certificates of our domains, preloaded (see
+  :func:`gakwaya_caddy.certs.preload_pair`);
 - ``logging.logs.gakwaya_tls`` (certificate events, read by ``certs:acme``);
 - ``storage`` (see :func:`merge`).
 
@@ -29,8 +32,10 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from gakwaya_caddy.certs import preload_pair
 from gakwaya_caddy.settings import CaddySettings, parse_seconds, seconds
 from gakwaya_sdk.domains import check_domain
 from gakwaya_sdk.providers import ProviderError, Route
@@ -363,6 +368,8 @@ class Parts:
     on_demand: dict[str, Any] | None = None
     log: dict[str, Any] = field(default_factory=dict)
     storage: dict[str, Any] = field(default_factory=dict)
+    #: Every name Caddy gets a certificate for (their stored ones are preloaded).
+    tls_names: list[str] = field(default_factory=list)
 
 
 def build(
@@ -376,6 +383,7 @@ def build(
     http_routes: list[dict[str, Any]] = []
     tls_hosts: list[str] = []
     wildcard_policies: list[dict[str, Any]] = []
+    wildcards: list[str] = []
     https_port, http_port = settings.https_port, settings.http_port
     for route in routes:
         if route.tls:
@@ -406,6 +414,7 @@ def build(
                     }
                 )
                 tls_hosts += route.redirect_from
+                wildcards.append(route.domain)
             else:
                 tls_hosts += [route.domain, *route.redirect_from]
         else:
@@ -421,8 +430,9 @@ def build(
             "routes": [*https_routes, _fallback("https")],
             "errors": copy.deepcopy(ERRORS),
             # Our own HTTP server answers plain HTTP (redirects, HTTP-only domains):
-            # Caddy's automatic redirects would claim the same port.
-            "automatic_https": {"disable_redirects": True},
+            # Caddy's automatic redirects would claim the same port. The preloaded
+            # certificates must not stop Caddy from managing (renewing) them.
+            "automatic_https": {"disable_redirects": True, "ignore_loaded_certificates": True},
         }
     if http_routes:
         parts.servers[SERVER_HTTP] = {
@@ -460,6 +470,7 @@ def build(
         "include": list(TLS_LOGGERS),
     }
     parts.storage = {"module": "file_system", "root": str(settings.storage_dir)}
+    parts.tls_names = sorted(set(tls_hosts) | set(wildcards))
     return parts
 
 
@@ -522,7 +533,34 @@ def merge(live: Any, parts: Parts, settings: CaddySettings) -> dict[str, Any]:
     _dict(_dict(config, "logging"), "logs")[LOGGER] = copy.deepcopy(parts.log)
     if settings.managed or settings.storage_explicit or "storage" not in config:
         config["storage"] = dict(parts.storage)
+    _preload(config, parts.tls_names)
     return config
+
+
+def _preload(config: dict[str, Any], names: Sequence[str]) -> None:
+    """Put the stored certificates of ``names`` in ``load_storage`` (ours, or none
+    yet), so a config change never has Caddy handshake without them; read from the
+    storage the config names, when it is a file system the panel can read."""
+    root = storage_root(config)
+    pairs = []
+    if root is not None:
+        for name in names:
+            pair = preload_pair(Path(root), name)
+            if pair is not None:
+                pairs.append({"certificate": pair[0], "key": pair[1]})
+    apps = config.get("apps")
+    tls_app = apps.get("tls") if isinstance(apps, dict) else None
+    loaders = tls_app.get("certificates") if isinstance(tls_app, dict) else None
+    current = loaders.get("load_storage") if isinstance(loaders, dict) else None
+    if current is not None and not _ours(current):
+        return  # the operator's own loader: left as it is, nothing preloaded
+    if isinstance(tls_app, dict) and isinstance(loaders, dict) and current is not None:
+        del loaders["load_storage"]
+        if not loaders:
+            del tls_app["certificates"]
+    if pairs:
+        certificates = _dict(_dict(_dict(config, "apps"), "tls"), "certificates")
+        certificates["load_storage"] = {"@id": f"{ID_PREFIX}_preload", "pairs": pairs}
 
 
 def storage_root(config: Any) -> str | None:

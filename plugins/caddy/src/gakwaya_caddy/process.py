@@ -36,7 +36,46 @@ STOP_TIMEOUT = 15.0
 #: and database URL must never be readable through a ``{env.*}`` placeholder).
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
+#: The kernel setting that hands connections queued on a closing listener to another
+#: listener of the same port (Linux 5.14+). Caddy 2.6 opens new ``SO_REUSEPORT``
+#: listeners on every config change and closes the old ones: without it, the
+#: connections waiting in an old one's queue are reset.
+MIGRATE_SYSCTL = Path("/proc/sys/net/ipv4/tcp_migrate_req")
+
 _versions: dict[str, str] = {}
+
+
+def request_migration() -> bool | None:
+    """Whether ``net.ipv4.tcp_migrate_req`` is on (None: this kernel has none)."""
+    try:
+        return MIGRATE_SYSCTL.read_text().strip() == "1"
+    except OSError:
+        return None
+
+
+def enable_request_migration(log: LogFn, sysctl: Path | None = None) -> None:
+    """Turn ``net.ipv4.tcp_migrate_req`` on, so config changes reset no connection;
+    say so, and what to do, when it cannot be."""
+    path = sysctl or MIGRATE_SYSCTL
+    try:
+        if path.read_text().strip() == "1":
+            return
+    except OSError:
+        log(
+            "warning: this kernel has no net.ipv4.tcp_migrate_req (Linux 5.14+): a Caddy "
+            "config change may reset connections waiting to be accepted"
+        )
+        return
+    try:
+        path.write_text("1\n")
+    except OSError as exc:
+        log(
+            f"warning: cannot turn on net.ipv4.tcp_migrate_req ({exc.strerror}): a Caddy "
+            "config change may reset connections waiting to be accepted; run "
+            "'sysctl -w net.ipv4.tcp_migrate_req=1' as root"
+        )
+        return
+    log("turned on net.ipv4.tcp_migrate_req (no connection is reset when Caddy reloads)")
 
 
 def _files(settings: CaddySettings) -> dict[str, Path]:
@@ -115,6 +154,7 @@ def _adopt_admin(autosave: Path, address: str) -> None:
 def start(settings: CaddySettings, log: LogFn) -> None:
     """Start Caddy detached unless it already answers; return once it does."""
     admin = Admin(settings.admin_host, settings.admin_port)
+    enable_request_migration(log)
     if admin.answers():
         pid = running_pid(settings)
         log(
@@ -229,4 +269,5 @@ def state(settings: CaddySettings) -> dict[str, Any]:
         "pid": running_pid(settings),
         "version": version(settings),
         "log": str(_files(settings)["log"]),
+        "tcp_migrate_req": request_migration(),
     }
