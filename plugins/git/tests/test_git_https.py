@@ -64,6 +64,16 @@ def test_fetches_the_default_branch_shallow_with_a_token(
     assert list(private_tmp.iterdir()) == []
 
 
+def test_a_fetch_reuses_one_connection(make_source: Make, https_server: Any, dest: Path) -> None:
+    """git keeps its TLS connection for the requests of a fetch (protocol v2: the
+    capabilities, ls-refs, the pack) when the server keeps it alive, as git hosts do."""
+    server = https_server.server
+    requests, connections = len(server.requests), server.connections
+    make_source().fetch(spec=_spec(https_server.url(), "main"), dest=str(dest), log=Lines())
+    assert len(server.requests) - requests == 3
+    assert server.connections - connections == 1
+
+
 @pytest.mark.parametrize(
     ("ref", "commit", "files"),
     [

@@ -35,6 +35,7 @@ from gakwaya.deploy.events import (
     DeploymentSucceeded,
 )
 from gakwaya.deploy.lifecycle import STOP_TIMEOUT
+from gakwaya.deploy.logbatch import LogBatch
 from gakwaya.deploy.queue import next_number
 from gakwaya.deploy.runtime import (
     apply_routes,
@@ -85,13 +86,18 @@ def run(ctx: JobContext, deployment_id: int) -> dict[str, Any]:
     if not _wait_turn(kernel, ctx, deployment_id):
         return {"deployment_id": deployment_id, "state": "skipped"}
     attempt = _Attempt()
+    # The deployment's log (its own lines and its providers' output) is written in
+    # batches; every path below writes what is held before the deployment ends.
+    out = LogBatch(ctx)
     try:
-        release_id = _deploy(kernel, ctx, deployment_id, attempt)
+        release_id = _deploy(kernel, ctx, out, deployment_id, attempt)
     except JobCancelled as exc:
+        out.settle()
         _clean(kernel, ctx, attempt)
         finish(kernel, deployment_id, "cancelled", error=str(exc))
         raise
     except (DeployFailed, ProviderError, RuleError) as exc:
+        out.settle()
         _clean(kernel, ctx, attempt)
         if ctx.cancelled():
             finish(kernel, deployment_id, "cancelled", error="cancel requested")
@@ -101,10 +107,13 @@ def run(ctx: JobContext, deployment_id: int) -> dict[str, Any]:
         finish(kernel, deployment_id, "failed", error=reason)
         raise DeployFailed(reason) from None
     except Exception as exc:
+        out.settle()
         _clean(kernel, ctx, attempt)
         reason = _scrubbed(ctx, f"internal error: {exc!r}")
         finish(kernel, deployment_id, "failed", error=reason)
         raise DeployFailed(reason) from None
+    finally:
+        out.settle()
     return {"deployment_id": deployment_id, "state": "succeeded", "release_id": release_id}
 
 
@@ -145,7 +154,9 @@ def _wait_turn(kernel: Kernel, ctx: JobContext, deployment_id: int) -> bool:
     return True
 
 
-def _deploy(kernel: Kernel, ctx: JobContext, deployment_id: int, attempt: _Attempt) -> int:
+def _deploy(
+    kernel: Kernel, ctx: JobContext, out: LogBatch, deployment_id: int, attempt: _Attempt
+) -> int:
     with kernel.db.transaction(write=False) as db:
         deployment = db.get(Deployment, deployment_id)
         assert deployment is not None
@@ -159,28 +170,28 @@ def _deploy(kernel: Kernel, ctx: JobContext, deployment_id: int, attempt: _Attem
         env = app_env(kernel.box, db, app)
         credentials = {k: v for k, v in app_git_credentials(kernel.box, app).items() if v}
     _scrub_secrets(ctx, [v for v, secret in env.values() if secret] + list(credentials.values()))
-    ctx.log(f"deployment {number} of app {app.name} ({kind})")
+    out(f"deployment {number} of app {app.name} ({kind})")
 
     if kind == "rollback":
         release = _rollback_release(kernel, app, rollback_id)
         attempt.release_id = release.id
         env = open_env(kernel.box, release.env_ciphertext)
         _scrub_secrets(ctx, [v for v, secret in env.values() if secret])
-        ctx.log(f"rolling back to release v{release.number} (image {release.image_id[:19]})")
+        out(f"rolling back to release v{release.number} (image {release.image_id[:19]})")
     else:
         if kind == "build":
             image, image_id, commit = _build(
-                kernel, ctx, app, deployment_id, ref, credentials, attempt
+                kernel, ctx, out, app, deployment_id, ref, credentials, attempt
             )
         else:
             image, commit = app.image, ""
             image_id = runtime(kernel).prepare_image(
-                image=app.image, log=ctx.log, cancelled=ctx.cancelled
+                image=app.image, log=out, cancelled=ctx.cancelled
             )
         release = _create_release(kernel, app, deployment_id, image, image_id, commit, env)
         attempt.release_id = release.id
         attempt.release_created = True
-        ctx.log(f"release v{release.number} created")
+        out(f"release v{release.number} created")
     ctx.progress(60)
     ctx.check_cancelled()
 
@@ -188,10 +199,10 @@ def _deploy(kernel: Kernel, ctx: JobContext, deployment_id: int, attempt: _Attem
     old = our_instances(kernel, app.id)
     replicas = app.replicas if app.desired_state == "running" else 0
     if replicas > 0:
-        ctx.log(f"starting {replicas} instance(s) of v{release.number}")
+        out(f"starting {replicas} instance(s) of v{release.number}")
         spec = spec_for(kernel, app, release, env, replicas=replicas, deployment_id=deployment_id)
-        attempt.instances = rt.start(spec=spec, log=ctx.log, cancelled=ctx.cancelled)
-        ctx.log(f"{len(attempt.instances)} instance(s) healthy")
+        attempt.instances = rt.start(spec=spec, log=out, cancelled=ctx.cancelled)
+        out(f"{len(attempt.instances)} instance(s) healthy")
     ctx.check_cancelled()
     ctx.progress(80)
 
@@ -205,29 +216,31 @@ def _deploy(kernel: Kernel, ctx: JobContext, deployment_id: int, attempt: _Attem
     _set_current(kernel, app.id, release.id)
     attempt.switched = True
     apply_routes(kernel)
-    ctx.log("traffic switched to the new release")
+    out("traffic switched to the new release")
 
-    # Past this point the deployment has succeeded: a cancel no longer undoes it.
+    # Past this point the deployment has succeeded: a cancel no longer undoes it. Its
+    # log is complete before its state says so (a follower stops reading then).
+    out.flush()
     finish(kernel, deployment_id, "succeeded", release_id=release.id, commit=release.commit)
     if old:
-        _retire(kernel, ctx, old)
+        _retire(kernel, out, old)
     ctx.progress(100)
     return release.id
 
 
-def _retire(kernel: Kernel, ctx: JobContext, old: list[Instance]) -> None:
+def _retire(kernel: Kernel, out: LogBatch, old: list[Instance]) -> None:
     """Stop the previous release's instances once no proxy routes to them any more:
     first ``deploy_drain_seconds`` for the requests they are still answering (a proxy
     finishes those on its old configuration), then SIGTERM, and SIGKILL after
     ``STOP_TIMEOUT`` (the lifecycle's). The deployment has already succeeded: this is
     cleanup."""
     drain = float(kernel.settings.deploy_drain_seconds)
-    ctx.log(f"draining {len(old)} old instance(s) for {drain:g}s, then stopping them")
+    out(f"draining {len(old)} old instance(s) for {drain:g}s, then stopping them")
     time.sleep(drain)
     try:
         runtime(kernel).remove(instance_ids=[i.id for i in old], drain_seconds=STOP_TIMEOUT)
     except ProviderError as exc:
-        ctx.log(f"old instances not all removed ({exc}); the reconciler will retry")
+        out(f"old instances not all removed ({exc}); the reconciler will retry")
 
 
 def _scrubbed(ctx: JobContext, text: str) -> str:
@@ -244,6 +257,7 @@ def _scrub_secrets(ctx: JobContext, secrets: list[str]) -> None:
 def _build(
     kernel: Kernel,
     ctx: JobContext,
+    out: LogBatch,
     app: App,
     deployment_id: int,
     ref: str,
@@ -255,14 +269,14 @@ def _build(
     checkout = Path(tempfile.mkdtemp(prefix=f"d{deployment_id}-", dir=work))
     try:
         source = source_for(kernel, app.git_url)
-        ctx.log(f"fetching {app.git_url} at {ref or app.git_ref}")
+        out(f"fetching {app.git_url} at {ref or app.git_ref}")
         revision = source.fetch(
             spec=SourceSpec(url=app.git_url, ref=ref or app.git_ref, credentials=credentials),
             dest=str(checkout),
-            log=ctx.log,
+            log=out,
             cancelled=ctx.cancelled,
         )
-        ctx.log(f"commit {revision.commit}" + (f": {revision.message}" if revision.message else ""))
+        out(f"commit {revision.commit}" + (f": {revision.message}" if revision.message else ""))
         ctx.progress(20)
         ctx.check_cancelled()
         context = confine(checkout, app.subdirectory) if app.subdirectory else checkout.resolve()
@@ -279,15 +293,15 @@ def _build(
         # would cost a build step.
         image = keys.image_tag(kernel.installation_id, app.id, deployment_id)
         attempt.image = image
-        ctx.log(f"building {image} with {builder.capability}")
+        out(f"building {image} with {builder.capability}")
         result = builder.build(
             request=BuildRequest(
                 context_dir=str(context), image=image, dockerfile=relative, org_id=app.org_id
             ),
-            log=ctx.log,
+            log=out,
             cancelled=ctx.cancelled,
         )
-        ctx.log(f"built {result.image} ({result.digest[:19]})")
+        out(f"built {result.image} ({result.digest[:19]})")
         return result.image, result.digest, revision.commit
     finally:
         shutil.rmtree(checkout, ignore_errors=True)

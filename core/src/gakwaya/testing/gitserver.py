@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from gakwaya.testing.tls import CA, make_ca
 
@@ -127,13 +128,28 @@ class GitHTTPServer(ThreadingHTTPServer):
         self.accepted = set(accepted)
         #: (method, path, Authorization header) of every request, in order.
         self.requests: list[tuple[str, str, str]] = []
+        #: Connections accepted (a client keeping its connection alive makes one).
+        self.connections = 0
+        self._connections_lock = threading.Lock()
         #: Set when a /stall/ pack request arrives; the handler then waits for release.
         self.stalled = threading.Event()
         self.release = threading.Event()
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self.connections += 1
+        super().process_request(request, client_address)
+
 
 class GitHTTPHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, as git hosts speak it: git reuses one TLS connection
+    for the requests of a fetch (three with protocol v2) instead of a handshake each.
+    Every answer has a ``Content-Length``, and Nagle's algorithm is off, so an answer's
+    last bytes are not held back waiting for the client's delayed ACK."""
+
     server: GitHTTPServer
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: object) -> None:
         """Silent: tests read ``server.requests`` instead of stderr."""
@@ -160,9 +176,12 @@ class GitHTTPHandler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         self.server.requests.append((self.command, self.path, auth))
         if auth not in self.server.accepted:
+            # The request's body is left unread: the connection cannot carry another.
+            self.close_connection = True
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="git"')
             self.send_header("Content-Length", "0")
+            self.send_header("Connection", "close")
             self.end_headers()
             return
         path, _, query = self.path.partition("?")
@@ -198,6 +217,8 @@ class GitHTTPHandler(BaseHTTPRequestHandler):
             name, _, value = line.partition(":")
             if name.lower() == "status":
                 status = int(value.strip().split()[0])
+            elif name.lower() in ("content-length", "transfer-encoding", "connection"):
+                continue  # this server frames the answer itself (below)
             elif name:
                 headers.append((name, value.strip()))
         self.send_response(status)

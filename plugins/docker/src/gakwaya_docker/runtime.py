@@ -62,6 +62,10 @@ T = TypeVar("T")
 #: Seconds between two probes of a starting instance (failures still count once per
 #: ``interval``): the time a new release may stand ready before it is seen to be.
 FAST_PROBE = 0.05
+#: The pace for the first ``EARLY_SECONDS`` of an instance, when most apps come up: a
+#: refused connection on a local bridge costs next to nothing.
+EARLY_PROBE = 0.02
+EARLY_SECONDS = 1.0
 
 
 def _never() -> bool:
@@ -122,7 +126,8 @@ class DockerRuntime:
             for container in created:
                 with self.engine.errors(f"setting the restart policy of {container.name}"):
                     container.update(restart_policy=restart_policy(spec.restart))
-                    container.reload()
+            # The state read while waiting says what an Instance holds (running, its
+            # address, its start time); the policy just set is not part of it.
             return [to_instance(container.attrs) for container in created]
         except BaseException:
             self._discard(created, log)
@@ -168,8 +173,9 @@ class DockerRuntime:
         # Probes are cheap (a connection on a local bridge) and decide how soon a new
         # release serves; looking at the state is an engine request, made less often.
         pace = min(FAST_PROBE, interval) if interval > 0 else FAST_PROBE
+        early = min(EARLY_PROBE, pace)
         if kind == "none":
-            pace = min(STATE_POLL, interval) if interval > 0 else FAST_PROBE
+            pace = early = min(STATE_POLL, interval) if interval > 0 else FAST_PROBE
         now = time.monotonic()
         pending = {c.id: _Watch(c, started=now, next_probe=now, next_look=now) for c in containers}
         while pending:
@@ -208,9 +214,11 @@ class DockerRuntime:
                     raise ProviderError(
                         f"{container.name}: health check failed {watch.failures} times: {reason}"
                     )
-                watch.next_probe = time.monotonic() + pace
+                young = time.monotonic() - watch.started < EARLY_SECONDS
+                watch.next_probe = time.monotonic() + (early if young else pace)
             if pending:
-                time.sleep(pace)
+                young = any(time.monotonic() - w.started < EARLY_SECONDS for w in pending.values())
+                time.sleep(early if young else pace)
 
     def _look(self, container: Container) -> None:
         """Read the container's state again; raise if it is no longer running."""

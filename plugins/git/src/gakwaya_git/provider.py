@@ -123,10 +123,11 @@ class GitSource:
                 log(scrub(f"Fetching {url} at {ref or 'its default branch'}"))
                 fmt = ["--object-format=sha256"] if len(ref) == 64 and is_commit(ref) else []
                 run(["init", "--quiet", *fmt], what="git init")
-                run(["remote", "add", "--", "origin", url], what="git remote add")
-                commit = self._fetch(run, ref, log)
-                run(["checkout", "--quiet", "--detach", commit, "--"], what="git checkout")
-                revision = _revision(target, commit, env)
+                fetched = self._fetch(run, url, ref, log)
+                # Checking FETCH_HEAD out peels an annotated tag to its commit; the
+                # revision is then HEAD's.
+                run(["checkout", "--quiet", "--detach", fetched, "--"], what="git checkout")
+                revision = _revision(target, "HEAD", env)
         except BaseException:
             _empty(target)
             raise
@@ -205,18 +206,14 @@ class GitSource:
             )
 
     @staticmethod
-    def _fetch(run: Callable[..., str], ref: str, log: LogFn) -> str:
+    def _fetch(run: Callable[..., str], url: str, ref: str, log: LogFn) -> str:
+        """Fetch ``ref`` from ``url`` (no remote is configured: one git process less);
+        what to check out."""
         if not is_commit(ref):
-            run(
-                ["fetch", "--depth=1", "--no-tags", "--", "origin", ref or "HEAD"], what="git fetch"
-            )
-            head = run(
-                ["rev-parse", "--verify", "--end-of-options", "FETCH_HEAD^{commit}"],
-                what="git rev-parse",
-            )
-            return head.strip()
+            run(["fetch", "--depth=1", "--no-tags", "--", url, ref or "HEAD"], what="git fetch")
+            return "FETCH_HEAD"
         try:
-            run(["fetch", "--depth=1", "--no-tags", "--", "origin", ref], what="git fetch")
+            run(["fetch", "--depth=1", "--no-tags", "--", url, ref], what="git fetch")
         except GitFailed:
             # Servers without uploadpack.allow*SHA1InWant (protocol v0) refuse a commit
             # they do not advertise: take the whole history, then look for it.
@@ -226,7 +223,7 @@ class GitSource:
                     "fetch",
                     "--no-tags",
                     "--",
-                    "origin",
+                    url,
                     "+refs/heads/*:refs/remotes/origin/*",
                     "+refs/tags/*:refs/tags/*",
                 ],
