@@ -421,3 +421,38 @@ def test_worker_refuses_to_start_without_redis(kernel: Kernel) -> None:
 def test_wait_for_is_bounded() -> None:
     with pytest.raises(AssertionError, match="timed out waiting"):
         wait_for(lambda: False, timeout=0.1)
+
+
+def test_a_beat_after_the_outcome_is_recorded_does_not_take_the_job_for_lost(
+    kernel: Kernel,
+) -> None:
+    """A heartbeat that finds the row finished by its own attempt stops quietly; one
+    that finds it taken by someone else stops the job ("lost")."""
+    from gakwaya.jobs.context import RunningJob
+
+    def started() -> tuple[RunningJob, runner.Heartbeat]:
+        queued = kernel.jobs.enqueue("test.echo", org_id=None, arguments={"name": "x", "n": 1})
+        claimed = runner.claim(kernel, queued.id)
+        assert claimed is not None
+        ctx = RunningJob(
+            kernel,
+            job_id=queued.id,
+            org_id=None,
+            attempt=claimed.attempt,
+            arguments=claimed.arguments,
+            scrub=kernel.jobs.scrub,
+        )
+        return ctx, runner.Heartbeat(kernel, ctx, timeout=60)
+
+    ctx, heartbeat = started()
+    assert heartbeat.beat() is True
+    heartbeat.stop()  # never started: returns at once
+    assert runner._finish(kernel, ctx, "test.echo", "succeeded") == "succeeded"
+    assert heartbeat.beat() is False
+    assert ctx.stop_reason is None
+
+    other, watching = started()
+    with kernel.db.transaction() as db:
+        db.execute(Job.__table__.update().where(Job.id == other.job_id).values(worker_id="else"))
+    assert watching.beat() is False
+    assert other.stop_reason == "lost"

@@ -111,6 +111,10 @@ def claim(kernel: Kernel, job_id: str) -> _Claim | None:
     )
 
 
+#: Longest :meth:`Heartbeat.stop` waits for a beat in flight (one transaction).
+STOP_WAIT = 10.0
+
+
 class Heartbeat(threading.Thread):
     """Stamps the job's heartbeat and turns cancel requests, the time limit and lost
     ownership into :meth:`RunningJob.request_stop`."""
@@ -145,6 +149,10 @@ class Heartbeat(threading.Thread):
                 db.scalar(select(Job.cancel_requested).where(Job.id == ctx.job_id))
             )
         if not owned:
+            if self._done.is_set():
+                # The job ended and recorded its outcome while this beat ran: the row
+                # is no longer "running" because this attempt finished it.
+                return False
             log.warning("job %s: no longer owned by %s; stopping it", ctx.job_id, ctx.worker_id)
             ctx.request_stop("lost")
             return False
@@ -155,7 +163,11 @@ class Heartbeat(threading.Thread):
         return True
 
     def stop(self) -> None:
+        """End the beats; wait for one in flight, so none runs after the outcome is
+        recorded (it would find the row finished and take the job for lost)."""
         self._done.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=STOP_WAIT)
 
 
 def run_job(kernel: Kernel, job_id: str) -> str:
