@@ -17,6 +17,7 @@ from gakwaya.app import create_app
 from gakwaya.kernel import Kernel
 from gakwaya.orgs.events import MemberAdded
 from gakwaya.settings import Settings
+from gakwaya_sdk.ui import UiContext
 from tests.conftest import make_key, make_org, make_user
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "hooks.md"
@@ -71,6 +72,25 @@ def test_hook_reference_examples_work(
             kernel.events.publish(MemberAdded(org_id=org.id, user_id=1, role="viewer", via="cli"))
             assert notifier.sent == ["new member"]
             assert kernel.plugins.statuses["hooks-md"].status == "active"
+
+            # What the dashboard reads: one item of each kind, none refused.
+            panel = kernel.plugins.panel
+            assert panel is not None
+            contributed = {
+                kind: [(c.plugin, c.item) for c in panel.contributions(kind)]
+                for kind in ("pages", "nav", "actions", "cards")
+            }
+            assert [i.path for p, i in contributed["pages"] if p == "hooks-md"] == [
+                "/p/hooks-md/orgs/{org}"
+            ]
+            assert [i.label for p, i in contributed["nav"] if p == "hooks-md"] == ["Greeting"]
+            assert [i.target for p, i in contributed["actions"] if p == "hooks-md"] == ["org"]
+            cards = [i for p, i in contributed["cards"] if p == "hooks-md"]
+            assert cards[0].content(UiContext(request=None, api=None, org="acme", app_id=3)) == (
+                "app 3 of acme"
+            )
+            status = kernel.plugins.statuses["hooks-md"]
+            assert status.status == "active", status.reason
 
             job = kernel.jobs.enqueue("hello.greet", org_id=org.id, arguments={"name": "ada"})
             deadline = time.monotonic() + 30

@@ -491,6 +491,9 @@ CASES: dict[str, Callable[[Ctx], Any] | str] = {
     "plugin_settings_update": lambda c: c.client.put(
         "/api/v1/plugins/core.jobs/settings", json={"values": {}}, headers=_superuser(c)
     ),
+    "org_plugin_settings_list": lambda c: c.client.get(
+        "/api/v1/orgs/acme/plugin-settings", headers=c.world.a.keys["read"]
+    ),
     "org_plugin_settings_show": lambda c: c.client.get(
         "/api/v1/orgs/acme/plugins/core.jobs/settings", headers=c.world.a.keys["read"]
     ),

@@ -20,7 +20,7 @@ GUIDE = Path(__file__).resolve().parents[2] / "docs" / "plugins" / "author-guide
 NAME = "status-ping"
 BLOCK = re.compile(r"<!-- (scaffold|append|extend): (\S+) -->\n```[a-z]*\n(.*?)```", re.S)
 #: The scaffold's own tests, then the one the guide adds.
-GENERATED_TESTS, GUIDE_TESTS = 8, 1
+GENERATED_TESTS, GUIDE_TESTS = 8, 2
 
 
 def _blocks() -> list[tuple[str, str, str]]:

@@ -26,7 +26,7 @@ from gakwaya.auth.principal import (
 )
 from gakwaya.errors import EXCEPTION_HANDLERS
 from gakwaya.kernel import Kernel
-from gakwaya_sdk.context import Panel
+from gakwaya_sdk.context import PANEL_STATE_KEY, Panel
 
 log = logging.getLogger("gakwaya")
 
@@ -195,5 +195,7 @@ def create_app(kernel: Kernel | None = None, *, background: bool = True) -> Lite
     )
     app = Litestar.from_config(config)
     app.state.kernel = kernel
+    # For plugin code outside dependency injection (gakwaya_sdk.context.panel_of).
+    app.state[PANEL_STATE_KEY] = kernel.plugins.panel
     _check_routes(app, kernel)
     return app

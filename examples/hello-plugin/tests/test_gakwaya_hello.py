@@ -66,3 +66,16 @@ def test_the_subscriber_welcomes_new_members_once(
             select(welcomes.c.user_id).where(welcomes.c.org_id == gakwaya_org.id)
         ).all()
     assert sorted(r.user_id for r in rows) == sorted(u.id for u in gakwaya_org.users.values())
+
+
+def test_adds_a_dashboard_page_and_a_nav_entry(gakwaya_kernel: Any, gakwaya_panel: Any) -> None:
+    pages = [(c.plugin, c.item) for c in gakwaya_panel.contributions("pages")]
+    assert [(p, i.path, i.permission) for p, i in pages if p == "gakwaya-hello"] == [
+        ("gakwaya-hello", "/p/hello/orgs/{org}", "hello.greet")
+    ]
+    nav = [(c.plugin, c.item) for c in gakwaya_panel.contributions("nav")]
+    assert [(i.label, i.href) for p, i in nav if p == "gakwaya-hello"] == [
+        ("Hello", "/p/hello/orgs/{org}")
+    ]
+    status = gakwaya_kernel.plugins.statuses["gakwaya-hello"]
+    assert status.status == "active", status.reason

@@ -8,7 +8,9 @@ A plugin imports only this package. It marks hook implementations with
 - :mod:`gakwaya_sdk.events`: the base class of typed domain events;
 - :mod:`gakwaya_sdk.jobs`: job type declarations and the context a job runs with;
 - :mod:`gakwaya_sdk.types`: validated names shared by the API and plugins;
-- :mod:`gakwaya_sdk.manifest`: the plugin manifest and :data:`CORE_API_VERSION`.
+- :mod:`gakwaya_sdk.manifest`: the plugin manifest and :data:`CORE_API_VERSION`;
+- :mod:`gakwaya_sdk.ui`: pages, navigation entries, actions and cards for the web
+  dashboard.
 """
 
 from gakwaya_sdk.manifest import CORE_API_VERSION

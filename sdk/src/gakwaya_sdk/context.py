@@ -11,17 +11,21 @@ names these protocols instead; the kernel passes objects that satisfy them:
 
 Everything here is read from the kernel's current state on each call: settings
 changed through the API are seen by the next call, without a restart.
+
+Code that runs outside a handler's dependency injection (a template helper, a
+layout) reaches the panel with :func:`panel_of`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from gakwaya_sdk.events import Event
-from gakwaya_sdk.permissions import Role
+from gakwaya_sdk.permissions import Permission, Role
+from gakwaya_sdk.ui import Contribution, UiKind
 
 
 @runtime_checkable
@@ -101,3 +105,31 @@ class Panel(Protocol):
         """A directory for ``plugin``'s own files (state, caches), created on first use,
         under the panel's data directory and shared by every process of the panel
         (serving processes and workers on the same host)."""
+
+    def contributions(self, kind: UiKind) -> Sequence[Contribution]:
+        """What every active plugin adds to the web dashboard, in load order.
+
+        ``kind`` is ``"pages"``, ``"nav"``, ``"actions"`` or ``"cards"`` (the items
+        of ``register_ui_pages``, ``register_nav_entries``, ``register_ui_actions``
+        and ``register_app_cards``). Collected once per process; a plugin whose hook
+        raises, or whose item breaks a rule, is marked degraded with the reason and
+        its items of that kind are left out."""
+
+    def permission(self, name: str) -> Permission | None:
+        """The catalogue's entry ``name`` (its ``min_role`` and ``scope``), or ``None``.
+
+        For showing or hiding what a role may not use; the API checks again."""
+
+
+#: Where the kernel keeps its :class:`Panel` in the application's ``state``.
+PANEL_STATE_KEY = "gakwaya_panel"
+
+
+def panel_of(request: Any) -> Panel:
+    """The :class:`Panel` of the application serving ``request`` (a Litestar
+    request or connection), for code that is not a route handler and so cannot ask
+    for the ``panel`` dependency."""
+    panel = request.app.state.get(PANEL_STATE_KEY)
+    if panel is None:
+        raise LookupError("this application was not built by the Gakwaya kernel")
+    return panel  # type: ignore[no-any-return]

@@ -22,6 +22,7 @@ from gakwaya_sdk.markers import hookspec
 from gakwaya_sdk.permissions import Permission
 from gakwaya_sdk.providers import SourceTree
 from gakwaya_sdk.services import Service
+from gakwaya_sdk.ui import AppCard, NavEntry, UiAction, UiPage
 
 
 @hookspec
@@ -146,4 +147,56 @@ def register_services(panel: Panel) -> Sequence[Service]:
     ``stop()`` at shutdown, each contained: one that
     raises is reported with your plugin's name and the others still run.
     ``start()`` must return promptly, starting a daemon thread for its loop.
+    """
+
+
+@hookspec
+def register_ui_pages() -> Sequence[UiPage]:
+    """Add pages to the web dashboard, shown inside its layout.
+
+    Called once per process, the first time the dashboard needs its pages (your
+    plugin's other hooks have run by then). Return :class:`gakwaya_sdk.ui.UiPage`
+    items whose ``path`` starts with your plugin's ``/p/<name>`` prefix
+    (:func:`gakwaya_sdk.ui.url_prefix`); the dashboard serves them, checks
+    membership and ``permission`` for ``{org}`` pages, and renders what ``content``
+    returns. A page outside your prefix, or naming a permission no plugin
+    registered, is left out and your plugin is marked degraded with the reason.
+    """
+
+
+@hookspec
+def register_nav_entries() -> Sequence[NavEntry]:
+    """Add links to the web dashboard's navigation.
+
+    Called once per process, the first time the dashboard draws its layout. Return
+    :class:`gakwaya_sdk.ui.NavEntry` items: ``section="org"`` entries show under the
+    current organization (``{org}`` in ``href`` is its slug) to members whose role
+    holds ``permission``; ``section="installation"`` entries show to every signed-in
+    user (superusers only with ``superuser=True``). The return value is collected
+    from every plugin, sorted by ``order`` then label.
+    """
+
+
+@hookspec
+def register_ui_actions() -> Sequence[UiAction]:
+    """Add buttons to the dashboard's app and organization pages.
+
+    Called once per process, the first time such a page is drawn. Return
+    :class:`gakwaya_sdk.ui.UiAction` items: ``target="app"`` actions show on every
+    app's page (``{org}`` and ``{app_id}`` filled in), ``target="org"`` ones on the
+    organization's page, to members whose role holds ``permission``; ``confirm``
+    makes the dashboard ask before a destructive action. The return value is
+    collected from every plugin.
+    """
+
+
+@hookspec
+def register_app_cards() -> Sequence[AppCard]:
+    """Add cards to the overview page of every app in the dashboard.
+
+    Called once per process, the first time an app's overview is drawn. Return
+    :class:`gakwaya_sdk.ui.AppCard` items; each card's ``content`` is called for
+    every overview drawn, with the app's ``org`` and ``app_id``, and what it
+    returns fills the card. A card whose function raises shows an error line in its
+    place, and the failure is reported with your plugin's name.
     """

@@ -8,13 +8,16 @@ they may do is exactly the SDK protocol.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gakwaya_sdk.events import Event
 from gakwaya_sdk.manifest import CORE_API_VERSION
+from gakwaya_sdk.permissions import Permission
+from gakwaya_sdk.ui import Contribution, UiKind
 
 if TYPE_CHECKING:
     from gakwaya.kernel import Kernel
@@ -23,6 +26,9 @@ if TYPE_CHECKING:
 class KernelPanel:
     def __init__(self, kernel: Kernel) -> None:
         self._kernel = kernel
+        #: The plugin set is fixed for a process's life: collect each kind once.
+        self._contributions: dict[str, list[Contribution]] = {}
+        self._contributions_lock = threading.Lock()
 
     @property
     def core_api(self) -> str:
@@ -69,3 +75,18 @@ class KernelPanel:
         path = self._kernel.settings.data_path / "plugins" / "data" / plugin
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def contributions(self, kind: UiKind) -> Sequence[Contribution]:
+        with self._contributions_lock:  # once, even when two requests ask first
+            cached = self._contributions.get(kind)
+            if cached is None:
+                from gakwaya.plugins.ui import collect
+
+                catalogue = self._kernel.permissions
+                cached = collect(self._kernel.plugins, kind, catalogue.__contains__)
+                self._contributions[kind] = cached
+        return list(cached)
+
+    def permission(self, name: str) -> Permission | None:
+        catalogue = self._kernel.permissions
+        return catalogue.get(name) if name in catalogue else None

@@ -230,6 +230,22 @@ def view(
     return SettingsView(plugin=plugin, org=org_slug, settings=items, missing=missing)
 
 
+def org_views(
+    kernel: Kernel, session: Session, *, org_id: int, org_slug: str
+) -> list[SettingsView]:
+    """:func:`view` of every running plugin declaring ``organization`` settings, in
+    load order."""
+    out: list[SettingsView] = []
+    for name in kernel.plugins.order:
+        manifest = kernel.plugins.manifests.get(name)
+        status = kernel.plugins.statuses.get(name)
+        if manifest is None or status is None or status.status not in (ACTIVE, DEGRADED):
+            continue
+        if any(f.scope == ORGANIZATION for f in manifest.settings):
+            out.append(view(kernel, session, name, org_id=org_id, org_slug=org_slug))
+    return out
+
+
 # Writing ------------------------------------------------------------------------------
 
 

@@ -135,7 +135,33 @@ def org_plugin_settings_update(
     return _apply(request, kernel, db, principal, name, data, current_org)
 
 
+class OrgPluginSettingsList(msgspec.Struct, kw_only=True):
+    #: One view per running plugin that declares ``organization`` settings.
+    items: list[SettingsView]
+
+
+@get(
+    f"{API}/orgs/{{org:str}}/plugin-settings",
+    operation_id="org_plugin_settings_list",
+    tags=["plugins"],
+    sync_to_thread=True,
+    opt={"permission": "plugin_settings.read"},
+)
+def org_plugin_settings_list(
+    kernel: NamedDependency[Kernel],
+    db: NamedDependency[Session],
+    current_org: NamedDependency[OrgContext],
+) -> OrgPluginSettingsList:
+    """Every running plugin's organization-scoped settings, as this organization gets
+    them: what an organization admin may configure (the installation's plugin list is
+    for superusers only)."""
+    return OrgPluginSettingsList(
+        items=service.org_views(kernel, db, org_id=current_org.id, org_slug=current_org.slug)
+    )
+
+
 ROUTES = [
+    org_plugin_settings_list,
     plugin_settings_show,
     plugin_settings_update,
     org_plugin_settings_show,

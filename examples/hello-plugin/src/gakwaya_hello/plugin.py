@@ -21,6 +21,7 @@ from gakwaya_sdk.context import OrgContext, Panel
 from gakwaya_sdk.events import Event
 from gakwaya_sdk.manifest import read_packaged_manifest
 from gakwaya_sdk.permissions import Permission, Role, Scope
+from gakwaya_sdk.ui import NavEntry, UiContext, UiPage, url_prefix
 
 NAME = "gakwaya-hello"
 # The packaged manifest is the one place the version is read from at run time.
@@ -70,6 +71,38 @@ def register_permissions() -> Sequence[Permission]:
 @hookimpl
 def register_routes() -> Sequence[Any]:
     return [hello_show]
+
+
+# The dashboard ------------------------------------------------------------------------
+
+#: Where this plugin's dashboard pages live: /p/hello.
+PAGES = url_prefix(NAME)
+
+
+async def greeting_page(ctx: UiContext) -> dict[str, Any]:
+    """The organization's greeting, read from this plugin's own API route as the
+    signed-in user: the API checks the membership and the permission, not this page."""
+    body = await ctx.api.get(f"/orgs/{ctx.org}/hello")
+    return {"message": body["message"], "welcomed": body["welcomed"], "org": ctx.org}
+
+
+@hookimpl
+def register_ui_pages() -> Sequence[UiPage]:
+    return [
+        UiPage(
+            path=f"{PAGES}/orgs/{{org}}",
+            title="Hello",
+            content=greeting_page,
+            template="greeting.html",
+            templates=Path(__file__).parent / "templates",
+            permission="hello.greet",
+        )
+    ]
+
+
+@hookimpl
+def register_nav_entries() -> Sequence[NavEntry]:
+    return [NavEntry(label="Hello", href=f"{PAGES}/orgs/{{org}}", permission="hello.greet")]
 
 
 @hookimpl
