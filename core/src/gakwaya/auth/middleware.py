@@ -8,7 +8,10 @@ It runs after routing, so it knows the route handler and its ``opt``:
   without it, API keys are refused there (they belong to one organization);
 - ``opt["audit"]``: also audit this safe-method route (a secret read);
 - ``opt["superuser"]``: installation-wide route for signed-in superusers only
-  (403 for other users and for every API key).
+  (403 for other users and for every API key);
+- ``opt["webui"]`` (with ``public``): a dashboard page. It changes nothing itself, it
+  calls this API in process, and that call is audited; auditing the page request too
+  would write every action twice.
 
 Every mutating request (and every audited read) writes one audit row before the
 response goes out, with the outcome taken from the status code.
@@ -176,7 +179,10 @@ class KernelMiddleware(ASGIMiddleware):
         state: dict[str, Any] = scope.setdefault("state", {})
         state["client_ip"] = client_address(scope, headers, self.trusted)
         method = scope.get("method", "GET")
-        audited = method not in SAFE_METHODS or bool(opt.get("audit"))
+        dashboard_page = bool(opt.get("webui") and opt.get("public")) and not str(
+            scope.get("path", "")
+        ).startswith("/api/")
+        audited = (method not in SAFE_METHODS or bool(opt.get("audit"))) and not dashboard_page
         action = getattr(handler, "operation_id", None) or f"{method} {scope.get('path')}"
         path_params = scope.get("path_params") or {}
         if method == "OPTIONS" and getattr(handler, "operation_id", None) is None:
