@@ -37,6 +37,7 @@ WORKSPACE_PLUGINS = [
     "gakwaya-dockerfile",
     "gakwaya-portproxy",
     "gakwaya-caddy",
+    "gakwaya-webui",
 ]
 
 
