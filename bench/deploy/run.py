@@ -234,7 +234,7 @@ class Floor:
 
     def cleanup(self) -> None:
         for container in self.client.containers.list(
-            all=True, filters={"label": f"{BENCH_LABEL}={self.run_id}"}
+            all=True, filters={"label": f"{BENCH_LABEL}={self.run_id}"}, ignore_removed=True
         ):
             container.remove(force=True, v=True)
         for tag in self.tags:
@@ -323,7 +323,12 @@ class Panel:
 
     def containers_of(self, app_id: int) -> list[str]:
         label = f"{keys.APP_LABEL}={keys.app_key(self.kernel.installation_id, app_id)}"
-        return [c.id for c in self.engine.containers.list(all=True, filters={"label": label})]
+        return [
+            c.id
+            for c in self.engine.containers.list(
+                all=True, filters={"label": label}, ignore_removed=True
+            )
+        ]
 
     def exist(self, ids: Sequence[str]) -> bool:
         for cid in ids:

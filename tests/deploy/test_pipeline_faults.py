@@ -105,11 +105,10 @@ def _git_app(kernel: Kernel, world: Any, repo: Repo) -> tuple[int, int]:
 def _build_containers(marker: str) -> list[Any]:
     """Containers of the slow build step (the engine's own, not labelled as ours)."""
     found = []
-    for c in docker.from_env().containers.list(all=True):
-        try:
-            command = " ".join(c.attrs["Config"].get("Cmd") or [])
-        except docker.errors.NotFound:
-            continue
+    # ignore_removed: the engine removes build containers while we list them, and
+    # docker-py inspects each listed container (a 404 for one that just went).
+    for c in docker.from_env().containers.list(all=True, ignore_removed=True):
+        command = " ".join(c.attrs["Config"].get("Cmd") or [])
         if marker in command:
             found.append(c)
     return found
@@ -134,7 +133,9 @@ def _leftovers(kernel: Kernel, deployment_id: int, marker: str) -> list[str]:
     found = [f"build container {c.id[:12]}" for c in _build_containers(marker)]
     found += [
         f"container {c.id[:12]}"
-        for c in engine.containers.list(all=True, filters={"label": [mine, label]})
+        for c in engine.containers.list(
+            all=True, filters={"label": [mine, label]}, ignore_removed=True
+        )
     ]
     found += [
         f"image {image_id[:19]}"

@@ -79,7 +79,9 @@ class Session:
 
     def containers(self, **label_filters: str) -> list[Any]:
         wanted = [f"{SESSION_LABEL}={self.tag}", *(f"{k}={v}" for k, v in label_filters.items())]
-        return list(self.client.containers.list(all=True, filters={"label": wanted}))
+        return list(
+            self.client.containers.list(all=True, filters={"label": wanted}, ignore_removed=True)
+        )
 
     def cleanup(self) -> None:
         for container in self.containers():
