@@ -31,6 +31,12 @@ if TYPE_CHECKING:
     from gakwaya_sdk.services import Service
 
 
+def installation_id(key: str) -> str:
+    """The installation's id from its secret key: stable across restarts, and revealing
+    nothing about the key."""
+    return hashlib.sha256(b"gakwaya-installation\0" + key.encode()).hexdigest()[:8]
+
+
 class Kernel:
     def __init__(
         self, settings: Settings, *, extra_plugins: list[tuple[str, object]] | None = None
@@ -42,10 +48,8 @@ class Kernel:
         key = load_or_create_key(settings.secret_key, settings.data_path)
         self.box = SecretBox(key)
         #: Tells this installation's containers, networks and images from another's on a
-        #: shared Docker engine (two panels, or test runs): derived from the secret key,
-        #: so it is stable across restarts and reveals nothing about the key.
-        digest = hashlib.sha256(b"gakwaya-installation\0" + key.encode())
-        self.installation_id = digest.hexdigest()[:8]
+        #: shared Docker engine (two panels, or test runs).
+        self.installation_id = installation_id(key)
         self.plugins = PluginHost(
             disabled=settings.disabled_plugins,
             modules=settings.plugin_modules,

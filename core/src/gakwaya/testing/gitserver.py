@@ -239,10 +239,14 @@ class HTTPS:
 
 
 @contextmanager
-def https_git_server(root: Path, ca: CA, tokens: Mapping[str, str]) -> Iterator[HTTPS]:
+def https_git_server(
+    root: Path, ca: CA, tokens: Mapping[str, str], *, anonymous: bool = False
+) -> Iterator[HTTPS]:
     """Serve the bare repositories under ``root`` over HTTPS (certificate of ``ca``) to
-    Basic auth with any ``{user: token}`` pair of ``tokens``."""
-    server = GitHTTPServer(root, (basic(user, token) for user, token in tokens.items()))
+    Basic auth with any ``{user: token}`` pair of ``tokens``, and with ``anonymous`` to
+    requests without credentials too (a public repository)."""
+    accepted = [basic(user, token) for user, token in tokens.items()]
+    server = GitHTTPServer(root, [*accepted, ""] if anonymous else accepted)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(ca.server_cert), str(ca.server_key))
     server.socket = context.wrap_socket(server.socket, server_side=True)
