@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 import threading
@@ -69,14 +70,20 @@ def test_success_records_logs_progress_result_and_event(running: Kernel) -> None
     assert [e["job_id"] for e in events_of(running, "job.succeeded")] == [queued.id]
 
 
-def test_failure_records_error_traceback_and_event(running: Kernel) -> None:
+def test_failure_records_error_and_event_and_logs_the_traceback_for_the_operator(
+    running: Kernel, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="gakwaya.jobs")
     queued = running.jobs.enqueue("test.fail", arguments={"message": "disk on fire"})
     done = wait_state(running, queued.id)
     assert done.state == "failed"
     assert done.error == "RuntimeError: disk on fire"
+    # The job's log, which members read, says what failed in one line, no traceback.
     lines = logs(running, queued.id)
-    assert lines[0] == "about to fail"
-    assert any("Traceback" in line and "disk on fire" in line for line in lines)
+    assert lines == ["about to fail", "failed: RuntimeError: disk on fire"]
+    # The server's log has the traceback, under the job's id.
+    (record,) = [r for r in caplog.records if queued.id in r.getMessage()]
+    assert "Traceback" in record.getMessage() and "disk on fire" in record.getMessage()
     failed = events_of(running, "job.failed")
     assert [(e["job_id"], e["error"]) for e in failed] == [
         (queued.id, "RuntimeError: disk on fire")
@@ -89,12 +96,17 @@ def test_a_result_that_is_not_json_fails_the_job(running: Kernel) -> None:
     assert "not JSON" in (done.error or "")
 
 
-def test_errors_and_logs_do_not_keep_passwords(running: Kernel) -> None:
+def test_errors_and_logs_do_not_keep_passwords(
+    running: Kernel, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="gakwaya.jobs")
     url = "postgresql://app:hunter2-very-secret@db.internal/app"
     done = wait_state(running, running.jobs.enqueue("test.leak", arguments={"url": url}).id)
     assert done.state == "failed"
     assert done.error is not None and done.error.startswith("ConnectionError: cannot reach")
-    stored = [done.error, *logs(running, done.id)]
+    server_log = [r.getMessage() for r in caplog.records if done.id in r.getMessage()]
+    assert server_log and "Traceback" in server_log[0]  # the operator's copy, scrubbed too
+    stored = [done.error, *logs(running, done.id), *server_log]
     assert all("hunter2-very-secret" not in text for text in stored)
     assert "postgresql://app:***@db.internal/app" in done.error
     secret = running.settings.secret_key

@@ -213,10 +213,15 @@ def run_job(kernel: Kernel, job_id: str) -> str:
             else:
                 state = "cancelled"
         except Exception as exc:
-            try:
-                ctx.log("".join(traceback.format_exception(exc)).rstrip())
-            except Exception:
-                log.exception("job %s: storing its traceback failed", job_id)
+            # The job's log is read by the organization's members: _finish ends it with
+            # one line that says what failed. The traceback is for the operator, in the
+            # server's log (scrubbed as the job's log is), under the job's id.
+            log.error(
+                "job %s (%s) raised:\n%s",
+                job_id,
+                claimed.type,
+                queue.scrub("".join(traceback.format_exception(exc)).rstrip()),
+            )
             if ctx.stop_reason == "cancel":
                 state = "cancelled"
             elif ctx.stop_reason == "timeout" or _is_hard_timeout(exc):
