@@ -234,6 +234,8 @@ def serving(
         panel.stop()
         if "Traceback" in panel.stderr:
             pytest.fail(f"gakwaya serve logged an error:\n{panel.stderr}")
+        # The dashboard's in-process API calls are not logged as HTTP requests at INFO.
+        assert "HTTP Request:" not in panel.stderr, panel.stderr[-2000:]
 
 
 @pytest.fixture(scope="session")

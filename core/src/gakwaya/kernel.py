@@ -133,8 +133,16 @@ class Kernel:
         self.db.dispose()
 
 
+#: Libraries that log every request at INFO: the dashboard calls the API in process
+#: through httpx, which would write two lines per page view.
+CHATTY_LOGGERS = ("httpx", "httpcore")
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
