@@ -4,6 +4,7 @@ inline script, style or event handler; and the files the layout loads exist."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,21 @@ def test_own_static_files_are_served_with_nosniff(app: Any, client: Any) -> None
     assert r.headers["x-content-type-options"] == "nosniff"
     assert "javascript" in r.headers["content-type"]
     assert c.get("/static/webui/%2e%2e/pages/auth.py").status_code == 404
+
+
+def test_asset_build_installs_the_lockfile_and_drops_files_it_no_longer_lists(
+    tmp_path: Path,
+) -> None:
+    """A real ``npm ci`` from the dashboard's lockfile, into a copy of the project."""
+    project = tmp_path / "webui"
+    project.mkdir()
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(assets.PROJECT_DIR / name, project / name)
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    (vendor / "htmx-sse.min.js").write_text("from a dependency the lockfile dropped")
+    assets.build(project, vendor)
+    assert sorted(p.name for p in vendor.iterdir()) == sorted(
+        [*assets.FILES.values(), assets.STAMP]
+    )
+    assert assets.missing(vendor, project) == []

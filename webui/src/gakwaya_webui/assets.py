@@ -27,8 +27,6 @@ PROJECT_DIR = PACKAGE_DIR.parent.parent
 FILES: dict[str, str] = {
     "htmx.org/dist/htmx.min.js": "htmx.min.js",
     "htmx.org/LICENSE": "htmx.LICENSE.txt",
-    "htmx-ext-sse/dist/sse.min.js": "htmx-sse.min.js",
-    "htmx-ext-sse/LICENSE": "htmx-sse.LICENSE.txt",
     "@picocss/pico/css/pico.min.css": "pico.min.css",
     "@picocss/pico/LICENSE.md": "pico.LICENSE.txt",
     "uplot/dist/uPlot.iife.min.js": "uPlot.iife.min.js",
@@ -77,6 +75,11 @@ def build(project: Path = PROJECT_DIR, vendor: Path = VENDOR_DIR, *, npm: str = 
         raise AssetError(f"npm ci failed in {project} (exit {done.returncode})")
     modules = project / "node_modules"
     vendor.mkdir(parents=True, exist_ok=True)
+    # What an earlier lockfile brought and this one no longer lists would otherwise be
+    # served and packed into the wheel.
+    for stale in vendor.iterdir():
+        if stale.is_file() and stale.name not in {*FILES.values(), STAMP}:
+            stale.unlink()
     for source, name in FILES.items():
         path = modules / source
         if not path.is_file():
