@@ -84,11 +84,17 @@ async def _app_page(
     tab: str,
     *,
     status: int = 200,
+    info: dict[str, Any] | None = None,
     **context: Any,
 ) -> Response[Any]:
-    """Render one tab of an app with what every tab shows: the app, the org, the role."""
+    """Render one tab of an app with what every tab shows: the app, the org, the role
+    (``info``, the organization, when the caller already has it)."""
     api = Api.of(request)
-    info, app = await asyncio.gather(org_of(api, org), app_of(api, org, app_id))
+    if info is None:
+        org_info, app = await asyncio.gather(org_of(api, org), app_of(api, org, app_id))
+    else:
+        org_info, app = info, await app_of(api, org, app_id)
+    info = org_info
     role = info.get("role")
     values: dict[str, Any] = {
         "info": info,
@@ -244,6 +250,7 @@ async def app_overview(
         app_id,
         "apps/overview.html",
         "overview",
+        info=info,
         current_release=current,
         deployments=(deployments[0] or {}).get("items", []),
         domains=(domains[0] or {}).get("items", []),
@@ -722,10 +729,18 @@ async def env_unset(
 # Domains ---------------------------------------------------------------------------------------
 
 
+#: What a domain's options form changes (domains_update; the name never changes).
+DOMAIN_OPTIONS = ("https_redirect", "redirect", "max_body_mb", "timeout_seconds")
+
+
 async def _domains_page(
     request: AnyRequest, org: str, app_id: int, *, status: int = 200, **extra: Any
 ) -> Response[Any]:
     listing = await Api.of(request).get(f"{_base(org, app_id)}/domains", {"limit": PAGE_SIZE})
+    # The options form of one domain: what was typed and the API's messages, shown in
+    # that domain's form only (the "add a domain" form has fields of the same names).
+    context: dict[str, Any] = {"edit_id": None, "edit_values": {}, "edit_errors": {}}
+    context.update(extra)
     return await _app_page(
         request,
         org,
@@ -734,7 +749,7 @@ async def _domains_page(
         "domains",
         status=status,
         domains=listing["items"],
-        **extra,
+        **context,
     )
 
 
@@ -799,6 +814,68 @@ async def domain_verify(
         return redirect(back, flash=f"{result['display_name']} is verified.")
     reason = verification.get("error") or "the TXT record was not found yet"
     return redirect(back, flash=f"Not verified yet: {reason}")
+
+
+async def _domain_of_app(api: Api, org: str, app_id: int, domain_id: int) -> dict[str, Any]:
+    """The domain, when it is one of this app's (the API scopes it to the organization
+    only): another app's domain under this app's URL is not found."""
+    cursor: str | None = None
+    while True:
+        listing = await api.get(
+            f"{_base(org, app_id)}/domains", {"limit": PAGE_SIZE, "cursor": cursor}
+        )
+        for item in listing["items"]:
+            if item["id"] == domain_id:
+                return dict(item)
+        cursor = listing.get("next_cursor")
+        if not cursor:
+            raise ApiError(404, "Not found", f"domain {domain_id} not found")
+
+
+@page_post(f"{APP}/domains/{{domain_id:int}}/settings")
+async def domain_update(
+    request: AnyRequest,
+    org: FromPath[str],
+    app_id: FromPath[int],
+    domain_id: FromPath[int],
+    data: Form,
+) -> Response[Any]:
+    values: dict[str, Any] = {
+        "https_redirect": data.get("https_redirect") == "on",
+        "redirect": text(data, "redirect"),
+        "max_body_mb": text(data, "max_body_mb"),
+        "timeout_seconds": text(data, "timeout_seconds"),
+    }
+    body: dict[str, Any] = {
+        "https_redirect": values["https_redirect"],
+        # Empty: no limit, the proxy's default timeout (null, as the API takes it).
+        "max_body_mb": int_or_none(values["max_body_mb"]),
+        "timeout_seconds": float_or_none(values["timeout_seconds"]),
+    }
+    if values["redirect"]:  # a default domain's form offers no redirect
+        body["redirect"] = values["redirect"]
+    api = Api.of(request, csrf=text(data, "csrf_token"))
+    try:
+        await _domain_of_app(api, org, app_id, domain_id)
+        result = await api.patch(f"/orgs/{seg(org)}/domains/{int(domain_id)}", body)
+    except ApiError as exc:
+        if exc.status in (401, 404):
+            raise
+        fields, general = form_errors(exc, DOMAIN_OPTIONS)
+        return await _domains_page(
+            request,
+            org,
+            app_id,
+            status=exc.status,
+            edit_id=int(domain_id),
+            edit_values=values,
+            edit_errors=fields,
+            error=general,
+        )
+    flash = f"Options of {result['display_name']} saved."
+    if result.get("routes_error"):
+        flash += f" The proxy was not updated yet ({result['routes_error']}): it is retried."
+    return redirect(f"{_base(org, app_id)}/domains#domain-{int(domain_id)}", flash=flash)
 
 
 @page_post(f"{APP}/domains/{{domain_id:int}}/delete")
@@ -901,6 +978,7 @@ ROUTES: list[Any] = [
     domains_page,
     domain_add,
     domain_verify,
+    domain_update,
     domain_delete,
     logs_page,
     stats_page,

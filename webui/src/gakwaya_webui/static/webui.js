@@ -16,7 +16,9 @@
 //   arrives; data-events-app limits them to one app (payload.app_id);
 // - buttons with data-copy="<text>" copy it to the clipboard;
 // - elements with data-refresh="<seconds>" and data-refresh-url reload their
-//   content (a fragment) periodically, when htmx is there.
+//   content (a fragment) periodically, when htmx is there;
+// - links drawn as buttons (role="button") follow Space as a button does (Enter
+//   works without us): a keyboard user takes them for buttons.
 
 const MAX_LINES = 5000;
 
@@ -85,6 +87,15 @@ function onCopy(event) {
     button.textContent = "Copied";
     window.setTimeout(() => { button.textContent = label; }, 1500);
   });
+}
+
+function onSpace(event) {
+  if (event.key !== " " || event.repeat || event.defaultPrevented) return;
+  if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  const link = event.target instanceof Element ? event.target.closest('a[role="button"][href]') : null;
+  if (!link) return;
+  event.preventDefault(); // not a page scroll
+  link.click();
 }
 
 function startEvents(el) {
@@ -166,6 +177,7 @@ function init(root) {
 
 document.addEventListener("submit", onConfirm, true);
 document.addEventListener("click", onCopy);
+document.addEventListener("keydown", onSpace);
 document.addEventListener("htmx:load", (event) => init(event.target));
 // Modules run after the document is parsed, but deferred classic scripts (uPlot)
 // may run after us: wait for "load" before drawing charts.
