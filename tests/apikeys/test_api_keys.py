@@ -134,6 +134,7 @@ def test_expiry(client, kernel, world):
     assert dt.datetime.fromisoformat(r.json()["expires_at"]) == at
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize(
     ("extra", "field"),
     [
@@ -152,6 +153,7 @@ def test_bad_expiry(client, world, extra, field):
     assert_invalid(create(client, world.a.sessions["owner"], ["read"], **extra), field)
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize(
     "scopes", [[], ["root"], ["READ"], [""], "read", None, ["read", "read", "read", "read", "read"]]
 )
@@ -159,6 +161,7 @@ def test_bad_scopes(client, world, scopes):
     assert_invalid(create(client, world.a.sessions["owner"], scopes), "scopes")
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_bad_name(client, world, name):
     assert_invalid(create(client, world.a.sessions["owner"], ["read"], name=name), "name")

@@ -344,6 +344,7 @@ def test_ssh_key_needs_an_ssh_url(client, kernel, dev):
         assert db.get(App, app["id"]).git_url == "git@github.com:acme/web.git"
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize(
     ("creds", "field"),
     [
@@ -421,16 +422,19 @@ BAD_PATHS = ["../x", "/etc/passwd", "-x", "a/../../b", "a\n", "a;b", "$(x)", "."
 BAD_IMAGES = ["Debian", "-x", "a;b", "a b", "debian\n", "$(x)", "debian:`x`", "", "a" * 256]
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize("bad", BAD_GIT_URLS)
 def test_bad_git_urls(client, kernel, dev, bad):
     _refused(client, kernel, dev, "git_url", "git URL", git_url=bad)
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize("bad", BAD_REFS)
 def test_bad_git_refs(client, kernel, dev, bad):
     _refused(client, kernel, dev, "git_ref", "branch, tag or commit", git_ref=bad)
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize("bad", BAD_PATHS)
 @pytest.mark.parametrize("field", ["subdirectory", "dockerfile"])
 def test_bad_paths(client, kernel, dev, field, bad):
@@ -442,6 +446,7 @@ def test_empty_dockerfile_is_refused_but_empty_subdirectory_is_fine(client, kern
     assert create_app(client, dev, subdirectory="")["subdirectory"] == ""
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize("bad", BAD_IMAGES)
 def test_bad_images(client, kernel, dev, bad):
     _refused(client, kernel, dev, "image", "image reference", source_type="image", image=bad)
@@ -451,6 +456,7 @@ def test_git_source_needs_a_url(client, kernel, dev):
     _refused(client, kernel, dev, "git_url", "required", git_url="")
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize(
     ("field", "value", "rule"),
     [
@@ -471,6 +477,7 @@ def test_out_of_range_values(client, kernel, dev, field, value, rule):
     _refused(client, kernel, dev, field, rule, **{field: value})
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize(
     ("part", "value", "rule"),
     [
@@ -492,11 +499,13 @@ def test_bad_health_checks(client, kernel, dev, part, value, rule):
     _refused(client, kernel, dev, f"health.{part}", rule, health={part: value})
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize("bad", BAD_SLUGS)
 def test_bad_app_names(client, kernel, dev, bad):
     _refused(client, kernel, dev, "name", "lowercase letters", name=bad)
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize(
     ("field", "value"),
     [

@@ -270,6 +270,7 @@ BAD_NAMES = [
 ]
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize("bad", BAD_NAMES)
 def test_bad_names_write_nothing(client, kernel, world, web, bad):
     before = domain_rows(kernel)
@@ -278,6 +279,7 @@ def test_bad_names_write_nothing(client, kernel, world, web, bad):
     assert domain_rows(kernel) == before
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize(
     "bad", ["none;", "$(id)", "`id`", "../x", "-none", "none\n", "www to apex", "www_to_apex/"]
 )

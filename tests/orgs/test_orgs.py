@@ -106,6 +106,7 @@ def test_create_org_refuses_api_keys_and_anonymous(client, world):
     assert client.get(f"{API}/orgs").status_code == 401
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize("slug", BAD_SLUGS)
 def test_create_org_bad_slug(client, world, slug):
     r = client.post(
@@ -114,6 +115,7 @@ def test_create_org_bad_slug(client, world, slug):
     assert_invalid(r, "slug")
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_create_org_bad_name(client, world, name):
     r = client.post(
@@ -184,6 +186,7 @@ def test_rename_org(client, kernel, world):
     assert r.status_code in (400, 422), r.text
 
 
+@pytest.mark.edge_rule
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_rename_org_bad_name(client, world, name):
     r = client.patch(f"{API}/orgs/acme", json={"name": name}, headers=world.a.sessions["owner"])
