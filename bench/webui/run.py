@@ -59,7 +59,7 @@ from litestar.testing import AsyncTestClient  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
 from gakwaya.apikeys import keys as apikey_format  # noqa: E402
-from gakwaya.app import create_app  # noqa: E402
+from gakwaya.app import create_app, settle_heap  # noqa: E402
 from gakwaya.db.base import utcnow  # noqa: E402
 from gakwaya.db.models import (  # noqa: E402
     ApiKey,
@@ -539,6 +539,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50, help="timed requests per page")
     parser.add_argument("--warmup", type=int, default=3, help="untimed requests per page first")
     parser.add_argument("--audit-rows", type=int, default=10000)
+    parser.add_argument(
+        "--settle-heap",
+        action="store_true",
+        help="gc.collect() and gc.freeze() once the app is built, as gakwaya serve does",
+    )
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument(
         "--database-url", default=None, help="an existing, empty database instead (migrated here)"
@@ -564,6 +569,8 @@ def main() -> None:
                 seed_seconds = time.perf_counter() - started
                 load_before = machine()["load_average"]
                 app = create_app(kernel, background=False)
+                if args.settle_heap:
+                    settle_heap()
                 pages = asyncio.run(
                     measure(app, kernel, seeded, args.requests, args.warmup, engine)
                 )
@@ -593,6 +600,7 @@ def main() -> None:
             "panel's own work, barely changed by other processes' load; on PostgreSQL the "
             "database server's work is in its own process and not counted"
         ),
+        "settled_heap": args.settle_heap,
         "requests_per_page": args.requests,
         "warmup_requests_per_page": args.warmup,
         "docker_engine": engine,

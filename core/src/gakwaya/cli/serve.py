@@ -33,7 +33,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
     import uvicorn
 
-    from gakwaya.app import create_app
+    from gakwaya.app import create_app, settle_heap
     from gakwaya.identity.setup import issue_setup_token
     from gakwaya.kernel import configure_logging
 
@@ -67,7 +67,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         "timeout_graceful_shutdown": 10,
     }
     if settings.workers == 1:
-        uvicorn.run(create_app(kernel), **options)
+        app = create_app(kernel)
+        settle_heap()
+        uvicorn.run(app, **options)
         return
     # Each process builds its own kernel from the same settings: hand the command-line
     # overrides down through the environment.
@@ -77,7 +79,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     kernel.db.dispose()
     from gakwaya.cli._tcp import run_processes
 
-    run_processes("gakwaya.app:create_app", settings.workers, options)
+    run_processes("gakwaya.app:create_served_app", settings.workers, options)
 
 
 def _safe_url(kernel: Any) -> str:
