@@ -153,6 +153,26 @@ class Panel:
             pytest.fail(f"gakwaya serve ignored SIGTERM for {STOP_DEADLINE}s:\n{self.stderr}")
 
 
+def create_image_app(
+    api: httpx.Client, org: str, project: str, name: str, *, image: str, port: int = 80
+) -> int:
+    """An app of ``image`` in the production environment of ``project`` (never deployed:
+    the pages show it as it is), made through the API; its id."""
+    r = api.post(
+        f"/orgs/{org}/apps",
+        json={
+            "project": project,
+            "environment": "production",
+            "name": name,
+            "source_type": "image",
+            "image": image,
+            "port": port,
+        },
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
 def panel_environment(data_dir: Path, **extra: str) -> dict[str, str]:
     """The caller's environment without any GAKWAYA_* of theirs: SQLite in
     ``data_dir``, no Redis (in-process jobs), this worker's slice of app ports."""

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import NewContext, Panel, sign_in
+from tests.browser.conftest import NewContext, Panel, create_image_app, sign_in
 
 #: What the focused element is and how its focus shows; None when nothing has focus.
 FOCUS = """() => {
@@ -324,19 +324,7 @@ def test_newcomer_journey_with_the_keyboard_only(panel: Panel, admin: str, keys:
 
     # An app of that project, made through the API; the overview then lists it.
     with panel.session(admin) as api:
-        r = api.post(
-            "/orgs/keyboard-co/apps",
-            json={
-                "project": "shop",
-                "environment": "production",
-                "name": "web",
-                "source_type": "image",
-                "image": "gakwaya-test/absent:1",
-                "port": 80,
-            },
-        )
-        assert r.status_code == 201, r.text
-        app = int(r.json()["id"])
+        app = create_image_app(api, "keyboard-co", "shop", "web", image="gakwaya-test/absent:1")
         r = api.post(f"/orgs/keyboard-co/apps/{app}/domains", json={"name": "keys.example.com"})
         assert r.status_code == 201, r.text
 
@@ -408,19 +396,7 @@ def tour(panel: Panel, admin: str) -> dict[str, Any]:
         ):
             r = api.post(path, json=body)
             assert r.status_code == 201, r.text
-        r = api.post(
-            "/orgs/tour/apps",
-            json={
-                "project": "web",
-                "environment": "production",
-                "name": "site",
-                "source_type": "image",
-                "image": "gakwaya-test/absent:1",
-                "port": 80,
-            },
-        )
-        assert r.status_code == 201, r.text
-        app = int(r.json()["id"])
+        app = create_image_app(api, "tour", "web", "site", image="gakwaya-test/absent:1")
         r = api.patch(f"/orgs/tour/apps/{app}/env", json={"vars": {"LOG_LEVEL": {"value": "info"}}})
         assert r.status_code == 200, r.text
         r = api.post(f"/orgs/tour/apps/{app}/domains", json={"name": "tour.example.com"})

@@ -20,6 +20,7 @@ from tests.browser.conftest import (
     MOBILE,
     NewContext,
     Panel,
+    create_image_app,
     screenshots,
     sign_in,
 )
@@ -62,19 +63,7 @@ def app_id(panel: Panel, admin: str) -> int:
         ):
             r = api.request(method, path, json=body)
             assert r.status_code in (201, 409), r.text
-        r = api.post(
-            "/orgs/acme/apps",
-            json={
-                "project": "web",
-                "environment": "production",
-                "name": "shop",
-                "source_type": "image",
-                "image": "nginx:1.27-alpine",
-                "port": 80,
-            },
-        )
-        assert r.status_code == 201, r.text
-        app = int(r.json()["id"])
+        app = create_image_app(api, "acme", "web", "shop", image="nginx:1.27-alpine")
         r = api.patch(
             f"/orgs/acme/apps/{app}/env",
             json={
