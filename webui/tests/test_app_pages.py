@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from webui_testlib import CSP, as_session, form, text_of
+from webui_testlib import CSP, as_session, form, make_app, text_of
 
 from gakwaya.db.models import App, AppEnvVar, AuditRecord, Deployment, Domain, Project
 from gakwaya.kernel import Kernel
@@ -26,22 +26,6 @@ def count(kernel: Kernel, model: Any) -> int:
 def actions(kernel: Kernel) -> list[str]:
     with kernel.db.session() as db:
         return list(db.scalars(select(AuditRecord.action).order_by(AuditRecord.id)))
-
-
-def make_app(client: Any, world: World, name: str = "web", **extra: Any) -> dict[str, Any]:
-    h = world.a.sessions["owner"]
-    r = client.post(f"{API}/projects", json={"name": "shop"}, headers=h)
-    assert r.status_code in (201, 409), r.text
-    body = {
-        "project": "shop",
-        "environment": "production",
-        "name": name,
-        "git_url": "https://git.example.com/acme/web.git",
-        **extra,
-    }
-    r = client.post(f"{API}/apps", json=body, headers=h)
-    assert r.status_code == 201, r.text
-    return dict(r.json())
 
 
 # Organization overview ----------------------------------------------------------------

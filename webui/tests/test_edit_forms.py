@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from webui_testlib import CSP, as_session, form, text_of
+from webui_testlib import CSP, as_session, form, make_app, text_of
 
 from gakwaya.db.models import AuditRecord
 from gakwaya.kernel import Kernel
@@ -129,26 +129,15 @@ def test_another_organizations_project_is_not_found(
 # A domain's options ------------------------------------------------------------------------
 
 
-def make_app(client: Any, world: World, name: str = "web") -> int:
-    h = world.a.sessions["owner"]
-    r = client.post(f"{API}/projects", json={"name": "shop"}, headers=h)
-    assert r.status_code in (201, 409), r.text
-    body = {
-        "project": "shop",
-        "environment": "production",
-        "name": name,
-        "source_type": "image",
-        "image": "gakwaya-test/absent:1",
-    }
-    r = client.post(f"{API}/apps", json=body, headers=h)
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
+def make_image_app(client: Any, world: World, name: str = "web") -> int:
+    made = make_app(client, world, name, source_type="image", image="gakwaya-test/absent:1")
+    return int(made["id"])
 
 
 @pytest.fixture
 def domain(client: Any, world: World) -> dict[str, Any]:
     """shop.example.com of the app ``web`` (pending: not verified)."""
-    app_id = make_app(client, world)
+    app_id = make_image_app(client, world)
     r = client.post(
         f"{API}/apps/{app_id}/domains",
         json={"name": "shop.example.com"},
@@ -278,7 +267,7 @@ def test_another_organizations_domain_is_not_found(
     r = form(outsider, url.replace("/orgs/acme/", "/orgs/globex/"), data)
     assert r.status_code == 404
     # Another app's domain under this app's URL is not found either.
-    other = make_app(client, world, name="other")
+    other = make_image_app(client, world, name="other")
     insider = as_session(app, world.a.sessions["owner"])
     r = form(insider, f"/orgs/acme/apps/{other}/domains/{domain['id']}/settings", data)
     assert r.status_code == 404

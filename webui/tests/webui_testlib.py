@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, World
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -58,3 +58,22 @@ def form(client: Any, url: str, data: dict[str, str], *, csrf: str | None = None
     """POST a dashboard form with the CSRF token the browser's pages carry."""
     token = client.cookies.get("gakwaya_csrf") if csrf is None else csrf
     return client.post(url, data={"csrf_token": token, **data})
+
+
+def make_app(client: Any, world: World, name: str = "web", **extra: Any) -> dict[str, Any]:
+    """An app of acme's project ``shop`` (made when missing), production environment,
+    created by the owner through the API; a git app unless ``extra`` says otherwise."""
+    api = "/api/v1/orgs/acme"
+    h = world.a.sessions["owner"]
+    r = client.post(f"{api}/projects", json={"name": "shop"}, headers=h)
+    assert r.status_code in (201, 409), r.text
+    body = {
+        "project": "shop",
+        "environment": "production",
+        "name": name,
+        "git_url": "https://git.example.com/acme/web.git",
+        **extra,
+    }
+    r = client.post(f"{api}/apps", json=body, headers=h)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
