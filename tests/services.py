@@ -20,11 +20,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from gakwaya.testing.ports import free_port
 
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port"]
 
 
 def wait_for_port(port: int, timeout: float = 30.0) -> None:

@@ -78,6 +78,7 @@ from gakwaya.testing.gitserver import (
     push_tree,
 )
 from gakwaya.testing.people import create_org, create_user
+from gakwaya.testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "apps" / "python-web"
@@ -143,14 +144,6 @@ def summary(values: list[float]) -> dict[str, Any]:
         "min_s": round(min(values), 3),
         "runs_s": [round(v, 3) for v in values],
     }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # The floor: plain Docker ------------------------------------------------------------------

@@ -14,13 +14,9 @@ from typing import Any
 
 import httpx
 
+from gakwaya.testing.ports import free_port
+
 DEADLINE = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def dead_address() -> str:

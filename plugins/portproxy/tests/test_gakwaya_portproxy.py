@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from gakwaya.testing.ports import free_port
 from gakwaya_portproxy.forwarder import PortProxyService
 from gakwaya_portproxy.plugin import PortProxy
 from gakwaya_portproxy.routes import check_bind_address
@@ -57,12 +58,6 @@ class Upstream:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def dead_address() -> str:

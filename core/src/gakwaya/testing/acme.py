@@ -43,6 +43,7 @@ import dns.exception
 import dns.message
 import dns.query
 
+from gakwaya.testing.ports import free_port
 from gakwaya.testing.tls import make_ca
 
 CHALLTESTSRV_PROGRAM = "pebble-challtestsrv"
@@ -70,24 +71,6 @@ class ServerFailed(RuntimeError):
 
 
 # Plumbing --------------------------------------------------------------------------------
-
-
-def free_port(*, udp: bool = False) -> int:
-    """A loopback port free for TCP (and for UDP too when ``udp``: a DNS server binds
-    both). Another process may still take it before the server binds; the start
-    functions retry with new ports when the server then fails."""
-    while True:
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            if not udp:
-                return port
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
-                try:
-                    datagram.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
 
 
 def log_tail(path: Path, lines: int = 40) -> str:

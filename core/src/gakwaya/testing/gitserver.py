@@ -34,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from gakwaya.testing.ports import free_port
 from gakwaya.testing.tls import CA, make_ca
 
 HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
@@ -289,12 +290,6 @@ class SSHD:
 
     def url(self, repo: str = "app.git") -> str:
         return f"ssh://root@127.0.0.1:{self.port}{self.root / repo}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
