@@ -43,6 +43,12 @@ def events_of(kernel: Kernel, type_name: str) -> list[dict[str, Any]]:
         ]
 
 
+def published(kernel: Kernel, type_name: str) -> list[dict[str, Any]]:
+    """The ``type_name`` events once there is one: the runner publishes a job's outcome
+    just after committing its state, so a test that saw the state may be first."""
+    return wait_for(lambda: events_of(kernel, type_name), what=f"a {type_name} event")
+
+
 def dead_pid() -> int:
     """A pid that is certainly not running: a child we started and reaped."""
     import subprocess
@@ -67,7 +73,7 @@ def test_success_records_logs_progress_result_and_event(running: Kernel) -> None
     assert done.started_at is not None and done.finished_at is not None
     assert done.created_by == "tester"
     assert logs(running, queued.id) == ["hello", "half way"]
-    assert [e["job_id"] for e in events_of(running, "job.succeeded")] == [queued.id]
+    assert [e["job_id"] for e in published(running, "job.succeeded")] == [queued.id]
 
 
 def test_failure_records_error_and_event_and_logs_the_traceback_for_the_operator(
@@ -84,7 +90,7 @@ def test_failure_records_error_and_event_and_logs_the_traceback_for_the_operator
     # The server's log has the traceback, under the job's id.
     (record,) = [r for r in caplog.records if queued.id in r.getMessage()]
     assert "Traceback" in record.getMessage() and "disk on fire" in record.getMessage()
-    failed = events_of(running, "job.failed")
+    failed = published(running, "job.failed")
     assert [(e["job_id"], e["error"]) for e in failed] == [
         (queued.id, "RuntimeError: disk on fire")
     ]
@@ -261,7 +267,7 @@ def test_restart_reaps_a_job_whose_worker_died(kernel: Kernel) -> None:
     assert retried.state == "succeeded" and retried.attempts == 2
     assert any(line.startswith("worker lost, retrying") for line in logs(kernel, "b" * 32))
     assert wait_state(kernel, "c" * 32).state == "succeeded"
-    assert [e["job_id"] for e in events_of(kernel, "job.failed")] == ["a" * 32]
+    assert [e["job_id"] for e in published(kernel, "job.failed")] == ["a" * 32]
 
 
 def test_same_pid_after_restart_is_not_taken_for_alive(kernel: Kernel) -> None:
