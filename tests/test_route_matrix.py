@@ -283,6 +283,11 @@ def case_invitation_register(ctx: Ctx) -> Any:
     )
 
 
+def case_invitation_preview(ctx: Ctx) -> Any:
+    token = _invite(ctx, "curious@example.com")
+    return ctx.fresh().post("/api/v1/invitations/preview", json={"token": token})
+
+
 def case_invitation_revoke(ctx: Ctx) -> Any:
     _invite(ctx, "someone@example.com")
     with ctx.kernel.db.session() as db:
@@ -462,6 +467,7 @@ CASES: dict[str, Callable[[Ctx], Any] | str] = {
     ),
     "invitations_revoke": case_invitation_revoke,
     "invitations_accept": case_invitation_accept,
+    "invitations_preview": case_invitation_preview,
     "invitations_register": case_invitation_register,
     "api_keys_create": lambda c: c.client.post(
         "/api/v1/orgs/acme/api-keys", json={"name": "ci", "scopes": ["read"]}, headers=c.s("viewer")

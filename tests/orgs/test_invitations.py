@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gakwaya.db.base import utcnow
 from gakwaya.db.models import AuditRecord, Invitation, Membership, User
@@ -24,6 +24,7 @@ from tests.orgs.helpers import (
 INVITES = f"{API}/orgs/acme/invitations"
 ACCEPT = f"{API}/invitations/accept"
 REGISTER = f"{API}/invitations/register"
+PREVIEW = f"{API}/invitations/preview"
 GOOD_PASSWORD = "a long and unusual passphrase 42"
 
 
@@ -223,6 +224,61 @@ def test_expired_and_unknown_tokens(client, kernel, world):
     r = client.post(ACCEPT, json={"token": "nope"}, headers=h)
     assert r.status_code == 404 and "invitation not found" in r.json()["detail"]
     assert client.get(INVITES, headers=world.a.sessions["admin"]).json()["items"] == []
+
+
+def test_preview_says_what_the_invitation_offers_and_changes_nothing(client, kernel, world):
+    inv = invite(client, world.a.sessions["admin"], email="New.Person@Example.com").json()
+    with kernel.db.session() as db:
+        audit_rows = db.scalar(select(func.count()).select_from(AuditRecord))
+        admin = db.scalars(select(User).where(User.email == "admin@acme.example.com")).one()
+    # Anonymous (the invited person has no account yet) and signed in as anybody.
+    for headers in ({}, world.b.sessions["owner"]):
+        r = client.post(PREVIEW, json={"token": inv["token"]}, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "org_slug": "acme",
+            "org_name": world.a.org.name,
+            "role": "developer",
+            "email": "new.person@example.com",
+            "invited_by": admin.name or admin.email,
+            "expires_at": inv["expires_at"],
+        }
+    # A lookup: no audit row, no membership, and the token still works.
+    with kernel.db.session() as db:
+        assert db.scalar(select(func.count()).select_from(AuditRecord)) == audit_rows
+        assert db.get(Invitation, inv["id"]).accepted_at is None
+    r = client.post(REGISTER, json={"token": inv["token"], "password": GOOD_PASSWORD})
+    assert r.status_code == 201, r.text
+    # Used: the preview says so, as accepting would.
+    r = client.post(PREVIEW, json={"token": inv["token"]})
+    assert r.status_code == 410 and "already been used" in r.json()["detail"]
+
+
+def test_preview_of_revoked_expired_and_unknown_invitations(client, kernel, world):
+    revoked = invite(client, world.a.sessions["admin"], email="one@example.com").json()
+    client.delete(f"{INVITES}/{revoked['id']}", headers=world.a.sessions["admin"])
+    r = client.post(PREVIEW, json={"token": revoked["token"]})
+    assert r.status_code == 410 and "revoked" in r.json()["detail"]
+    expired = invite(client, world.a.sessions["admin"], email="two@example.com").json()
+    with kernel.db.transaction() as db:
+        db.get(Invitation, expired["id"]).expires_at = utcnow() - dt.timedelta(seconds=1)
+    r = client.post(PREVIEW, json={"token": expired["token"]})
+    assert r.status_code == 410 and "expired" in r.json()["detail"]
+    r = client.post(PREVIEW, json={"token": "nope"})
+    assert r.status_code == 404 and "invitation not found" in r.json()["detail"]
+    assert "Acme" not in r.text
+
+
+@pytest.mark.edge_rule
+def test_preview_bad_token_shapes_and_read_only_keys(client, world):
+    assert_invalid(client.post(PREVIEW, json={"token": ""}), "token")
+    assert_invalid(client.post(PREVIEW, json={"token": "x" * 201}), "token")
+    assert_invalid(client.post(PREVIEW, json={}), "token")
+    r = client.post(PREVIEW, json={"token": "abc", "org": "acme"})
+    assert r.status_code == 400 and "unknown field `org`" in r.json()["detail"]
+    # Whatever the route, a read-only key changes nothing, and is refused on a POST.
+    r = client.post(PREVIEW, json={"token": "abc"}, headers=world.a.keys["read"])
+    assert r.status_code == 403 and "read-only" in r.json()["detail"]
 
 
 def test_register_creates_the_account_and_membership(client, kernel, world):

@@ -179,6 +179,12 @@ def test_invitations(app: Any, client: Any, kernel: Kernel, world: World) -> Non
     assert r.status_code >= 400 and 'role="alert"' in r.text
 
 
+def _testid(html: str, name: str) -> str:
+    """The text of the element marked ``data-testid=name`` ('' when there is none)."""
+    m = re.search(rf'<(\w+)[^>]*data-testid="{name}"[^>]*>(.*?)</\1>', html, re.S)
+    return text_of(m.group(2)) if m else ""
+
+
 def _invite(app: Any, email: str, role: str) -> str:
     owner = _as(app, "owner@acme.example.com")
     token = csrf_of(owner.get("/orgs/acme/invitations").text)
@@ -199,6 +205,10 @@ def test_a_newcomer_accepts_with_a_new_account(app: Any, client: Any, world: Wor
         assert r.status_code == 200
         assert f'action="/invite/{tok}/register"' in r.text
         assert "/login?next=%2Finvite%2F" in r.text
+        # What the link offers, before joining (the API's invitations_preview).
+        offer = _testid(r.text, "offer")
+        assert f"invites you to join {world.a.org.name} as viewer" in offer
+        assert "sent to newbie@example.com and is valid until" in offer
     r = c.post(
         f"/invite/{tok}/register",
         data={"name": "New Bie", "password": PASSWORD, "password2": PASSWORD + "x"},
@@ -233,12 +243,40 @@ def test_an_existing_user_accepts_while_signed_in(
     r = wrong.post(f"/invite/{tok}/accept", data={"csrf_token": csrf_of(wrong.get("/").text)})
     assert r.status_code == 403 and "another email address" in r.text
 
+    # Opening the link under another account says so, with no button that would fail.
+    r = wrong.get(f"/invite/{tok}")
+    assert r.status_code == 200 and 'data-testid="other-account"' in r.text
+    assert "/accept" not in r.text.split("<main", 1)[1].split("</main>")[0]
+
     c = _as(app, user.email)
     r = c.get(f"/invite/{tok}")
     assert f'action="/invite/{tok}/accept"' in r.text and user.email in r.text
     r = c.post(f"/invite/{tok}/accept", data={"csrf_token": csrf_of(r.text)})
     assert r.status_code == 303 and r.headers["location"] == "/orgs/acme"
     assert "developer" in c.get("/orgs/acme/members").text
+    # The used link now says it was used, and offers nothing.
+    r = browser(app).get(f"/invite/{tok}")
+    assert r.status_code == 410 and "already been used" in _testid(r.text, "unusable")
+    assert "<form" not in r.text.split("<main", 1)[1]
+
+
+def test_a_revoked_or_wrong_link_says_so_and_offers_no_form(
+    app: Any, client: Any, world: World
+) -> None:
+    tok = _invite(app, "revoked@example.com", "viewer")
+    r = client.get("/api/v1/orgs/acme/invitations", headers=world.a.sessions["owner"])
+    (inv,) = [i for i in r.json()["items"] if i["email"] == "revoked@example.com"]
+    r = client.delete(
+        f"/api/v1/orgs/acme/invitations/{inv['id']}", headers=world.a.sessions["owner"]
+    )
+    assert r.status_code == 204, r.text
+    c = browser(app)
+    r = c.get(f"/invite/{tok}")
+    assert r.status_code == 410 and "revoked" in _testid(r.text, "unusable")
+    assert 'data-testid="offer"' not in r.text and "/register" not in r.text
+    r = c.get("/invite/not-a-real-token")
+    assert r.status_code == 404 and "invitation not found" in _testid(r.text, "unusable")
+    assert world.a.org.name not in r.text and "/register" not in r.text
 
 
 def test_api_keys_created_and_shown_once(

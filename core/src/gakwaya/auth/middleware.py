@@ -6,7 +6,9 @@ It runs after routing, so it knows the route handler and its ``opt``:
 - ``opt["permission"]``: required on every route whose path has ``{org}``;
 - ``opt["scope"]``: on routes outside an organization, the API-key scope needed;
   without it, API keys are refused there (they belong to one organization);
-- ``opt["audit"]``: also audit this safe-method route (a secret read);
+- ``opt["audit"]``: ``True`` also audits this safe-method route (a secret read);
+  ``False`` skips a POST that changes nothing (a lookup whose input must stay out of
+  URLs and access logs, like an invitation's token);
 - ``opt["superuser"]``: installation-wide route for signed-in superusers only
   (403 for other users and for every API key);
 - ``opt["webui"]`` (with ``public``): a dashboard page. It changes nothing itself, it
@@ -182,7 +184,9 @@ class KernelMiddleware(ASGIMiddleware):
         dashboard_page = bool(opt.get("webui") and opt.get("public")) and not str(
             scope.get("path", "")
         ).startswith("/api/")
-        audited = (method not in SAFE_METHODS or bool(opt.get("audit"))) and not dashboard_page
+        audited = (
+            bool(opt["audit"]) if "audit" in opt else method not in SAFE_METHODS
+        ) and not dashboard_page
         action = getattr(handler, "operation_id", None) or f"{method} {scope.get('path')}"
         path_params = scope.get("path_params") or {}
         if method == "OPTIONS" and getattr(handler, "operation_id", None) is None:

@@ -25,6 +25,7 @@ from gakwaya.orgs.schemas import (
     InvitationAccept,
     InvitationCreate,
     InvitationIssued,
+    InvitationPreview,
     InvitationRegister,
     InvitationView,
     Joined,
@@ -440,6 +441,34 @@ def invitations_accept(
 
 
 @post(
+    f"{API}/invitations/preview",
+    operation_id="invitations_preview",
+    tags=["invitations"],
+    sync_to_thread=True,
+    status_code=200,
+    opt={"public": True, "audit": False},
+)
+def invitations_preview(
+    data: JSONBody[InvitationAccept],
+    db: NamedDependency[Session],
+) -> InvitationPreview:
+    """What the invitation behind a token offers: the organization, the role, the
+    address it was sent to. For the page the invited person opens, signed in or not;
+    the token is in the body so that it stays out of access logs. 404 for an unknown
+    token, 410 for one used, revoked or expired. Nothing changes."""
+    found = services.preview_invitation(db, token=data.token)
+    inv, inviter = found.invitation, found.invited_by
+    return InvitationPreview(
+        org_slug=found.org.slug,
+        org_name=found.org.name,
+        role=Role(inv.role),
+        email=inv.email,
+        invited_by=(inviter.name or inviter.email) if inviter is not None else None,
+        expires_at=inv.expires_at,
+    )
+
+
+@post(
     f"{API}/invitations/register",
     operation_id="invitations_register",
     tags=["invitations"],
@@ -481,5 +510,6 @@ ROUTES = [
     invitations_list,
     invitations_revoke,
     invitations_accept,
+    invitations_preview,
     invitations_register,
 ]

@@ -82,6 +82,20 @@ class InvitationAccept(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     token: Token
 
 
+class InvitationPreview(msgspec.Struct, kw_only=True):
+    """What an invitation offers, for the person holding its link: the page they open
+    says which organization, which role and which address before they join."""
+
+    org_slug: str
+    org_name: str
+    role: Role
+    #: The address the invitation was sent to: the account that may accept it.
+    email: str
+    #: Who sent it: their name, or their address when they gave none.
+    invited_by: str | None
+    expires_at: dt.datetime
+
+
 class InvitationRegister(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     token: Token
     password: Password

@@ -446,10 +446,9 @@ def revoke_invitation(
     return inv
 
 
-def _usable_invitation(db: Session, token: str) -> Invitation:
-    inv = db.scalars(
-        select(Invitation).where(Invitation.token_hash == digest(token)).with_for_update()
-    ).first()
+def _usable_invitation(db: Session, token: str, *, lock: bool = True) -> Invitation:
+    query = select(Invitation).where(Invitation.token_hash == digest(token))
+    inv = db.scalars(query.with_for_update() if lock else query).first()
     if inv is None:
         raise NotFound("invitation not found: the link is wrong or incomplete")
     status = invitation_status(inv)
@@ -489,6 +488,23 @@ def _join(
         )
     )
     return Acceptance(invitation=inv, org=org, user=user)
+
+
+@dataclass
+class Preview:
+    invitation: Invitation
+    org: Organization
+    invited_by: User | None
+
+
+def preview_invitation(db: Session, *, token: str) -> Preview:
+    """The usable invitation behind ``token``, with its organization and inviter
+    (404 for an unknown token, 410 for a used, revoked or expired one, as accepting)."""
+    inv = _usable_invitation(db, token, lock=False)
+    org = db.get(Organization, inv.org_id)
+    assert org is not None  # the invitation cascades away with its organization
+    inviter = db.get(User, inv.invited_by_id) if inv.invited_by_id is not None else None
+    return Preview(invitation=inv, org=org, invited_by=inviter)
 
 
 def accept_invitation(db: Session, *, token: str, user_id: int, events: list[Event]) -> Acceptance:

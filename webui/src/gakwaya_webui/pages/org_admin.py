@@ -233,17 +233,31 @@ async def _accept_page(
     error: str | None = None,
     name: str = "",
 ) -> Response[str]:
-    me = None
+    api = Api.of(request)
+    me = offer = None
+    unusable = None
     try:
-        me = await Api.of(request).get("/account")
+        me = await api.get("/account")
     except ApiError as exc:
         if exc.status != 401:
             raise
+    if token:
+        # Which organization, role and address: the page says so before anyone joins.
+        # A used, revoked, expired or unknown link gets the API's reason and no forms.
+        try:
+            offer = await api.post("/invitations/preview", {"token": token})
+        except ApiError as exc:
+            if exc.status not in (404, 410, 422):
+                raise
+            unusable = exc.detail
+            status = exc.status if status == 200 else status
     return await page(
         request,
         "org_admin/accept.html",
         status=status,
         token=token,
+        offer=offer,
+        unusable=unusable,
         signed_in=me,
         field_errors=errors or {},
         error=error,
