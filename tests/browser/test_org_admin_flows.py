@@ -100,6 +100,8 @@ def test_an_invited_member_sees_only_what_their_role_allows(
     invitee = new_context(viewport={"width": 360, "height": 740}, color_scheme="dark").new_page()
     invitee.goto(link)
     expect(invitee.get_by_role("heading", name="You are invited")).to_be_visible()
+    expect(invitee.get_by_test_id("offer")).to_contain_text("to join Acme")
+    expect(invitee.get_by_test_id("offer")).to_contain_text("as viewer")
     screenshot(invitee, "invitation-accept-mobile-dark", screenshot_dir)
     invitee.get_by_label("Your name (optional)").fill("Vera Viewer")
     invitee.get_by_label("Choose a password").fill(PASSWORD)
