@@ -164,3 +164,37 @@ def test_another_organization_gets_no_page_of_apps(
         r = outsider.get(url)
         assert r.status_code == 404, url
         assert app_ids(r.text) == []
+
+
+def test_every_project_and_environment_past_the_first_api_page(
+    app: Any, kernel: Kernel, world: World
+) -> None:
+    """230 projects, and 205 environments in one: the overview's sections,
+    the new-app form and the project page list them all, not the API's first page of
+    200 (the newest, so the oldest would go missing)."""
+    from gakwaya.deploy.projects import create_project
+
+    with kernel.db.transaction() as db:
+        for i in range(230):
+            create_project(db, org_id=world.a.org.id, name=f"p-{i:03d}")
+        big = db.scalars(
+            select(Project.id).where(Project.org_id == world.a.org.id, Project.name == "p-000")
+        ).one()
+        db.add_all(
+            Environment(org_id=world.a.org.id, project_id=big, name=f"e-{i:03d}")
+            for i in range(204)
+        )
+    c = as_session(app, world.a.sessions["owner"])
+    overview = c.get("/orgs/acme")
+    assert overview.status_code == 200, overview.text
+    for name in ("p-000", "p-229"):
+        assert f'<a href="/orgs/acme/projects/{name}">{name}</a>' in overview.text
+    form = c.get("/orgs/acme/apps/new")
+    assert form.status_code == 200, form.text
+    assert sum(1 for _ in re.finditer(r'<option value="p-\d{3}/', form.text)) == 230 + 204
+    for choice in ("p-000/production", "p-000/e-203", "p-229/production"):
+        assert f'value="{choice}"' in form.text
+    project = c.get("/orgs/acme/projects/p-000")
+    assert project.status_code == 200, project.text
+    for env in ("production", "e-000", "e-203"):
+        assert env in text_of(project.text)

@@ -14,6 +14,9 @@ from gakwaya_webui.api import Api, ApiError
 AnyRequest = Request[Any, Any, Any]
 #: The API's page size limit: lists on a page show this many, then a "more" link.
 PAGE_SIZE = 200
+#: How many items ``all_items`` fetches at most: lists drawn whole (the organization's
+#: projects in the overview's sections and the new-app form) stop there.
+ALL_ITEMS_CAP = 5000
 _SEGMENT = re.compile(r"^[A-Za-z0-9._~-]{1,200}$")
 
 
@@ -43,6 +46,20 @@ async def org_of(api: Api, org: str) -> dict[str, Any]:
     """The organization with the caller's role (404 when they are not a member)."""
     result: dict[str, Any] = await api.get(f"/orgs/{seg(org)}")
     return result
+
+
+async def all_items(api: Api, path: str, params: dict[str, Any] | None = None) -> list[Any]:
+    """Every item of an API list, following its ``next_cursor`` page by page (up to
+    ``ALL_ITEMS_CAP``): for lists a page draws whole, where a first page would silently
+    drop the rest."""
+    items: list[Any] = []
+    cursor = None
+    while True:
+        answer = await api.get(path, {**(params or {}), "limit": PAGE_SIZE, "cursor": cursor})
+        items.extend(answer["items"])
+        cursor = answer.get("next_cursor")
+        if not cursor or len(items) >= ALL_ITEMS_CAP:
+            return items[:ALL_ITEMS_CAP]
 
 
 async def app_of(api: Api, org: str, app_id: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from gakwaya_webui.forms import Form, ask_confirmation, confirmed, text
 from gakwaya_webui.pages._common import (
     PAGE_SIZE,
     AnyRequest,
+    all_items,
     app_of,
     can,
     float_or_none,
@@ -131,7 +132,7 @@ async def _new_form(
 ) -> Response[Any]:
     api = Api.of(request)
     info = await org_of(api, org)
-    projects = (await api.get(f"/orgs/{seg(org)}/projects", {"limit": PAGE_SIZE}))["items"]
+    projects = await all_items(api, f"/orgs/{seg(org)}/projects")
     choices = [
         (f"{p['name']}/{env}", f"{p['name']} / {env}")
         for p in sorted(projects, key=lambda p: p["name"])

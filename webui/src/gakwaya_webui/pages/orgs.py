@@ -23,7 +23,7 @@ from litestar.params import FromPath, FromQuery
 
 from gakwaya_webui.api import Api, ApiError
 from gakwaya_webui.forms import Form, ask_confirmation, confirmed, text
-from gakwaya_webui.pages._common import PAGE_SIZE, AnyRequest, can, org_of, seg
+from gakwaya_webui.pages._common import PAGE_SIZE, AnyRequest, all_items, can, org_of, seg
 from gakwaya_webui.render import form_errors, page, redirect
 from gakwaya_webui.routing import page_get, page_post
 
@@ -109,10 +109,10 @@ async def _overview(
     info = await org_of(api, org)
     filters = {"project": _clean(project), "environment": _clean(environment)}
     project_list, apps_page = await asyncio.gather(
-        api.get(f"/orgs/{seg(org)}/projects", {"limit": PAGE_SIZE}),
+        all_items(api, f"/orgs/{seg(org)}/projects"),
         _apps_page(api, org, cursor=cursor, **filters),
     )
-    projects = sorted(project_list["items"], key=lambda p: p["name"])
+    projects = sorted(project_list, key=lambda p: p["name"])
     grouped: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for app in apps_page["items"]:
         grouped[(app["project"], app["environment"])].append(app)
@@ -209,7 +209,7 @@ async def _project(
     filters = {"environment": _clean(environment)}
     detail, environments, apps_page = await asyncio.gather(
         api.get(f"/orgs/{seg(org)}/projects/{seg(project)}"),
-        api.get(f"/orgs/{seg(org)}/projects/{seg(project)}/environments", {"limit": PAGE_SIZE}),
+        all_items(api, f"/orgs/{seg(org)}/projects/{seg(project)}/environments"),
         _apps_page(api, org, project=project, cursor=cursor, **filters),
     )
     role = info.get("role")
@@ -217,7 +217,7 @@ async def _project(
         "info": info,
         "role": role,
         "project": detail,
-        "environments": environments["items"],
+        "environments": environments,
         "apps": apps_page["items"],
         "filters": filters,
         **_paging(
