@@ -14,6 +14,7 @@ from gakwaya.cli import (  # noqa: F401
     audit,
     deploy,
     domain,
+    invitation,
     org,
     plugin_settings,
     plugins,
