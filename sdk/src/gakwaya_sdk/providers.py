@@ -103,7 +103,11 @@ class SourceProvider(Protocol):
         self, *, spec: SourceSpec, dest: str, log: LogFn, cancelled: CancelledFn = _never
     ) -> SourceRevision:
         """Put the tree at ``spec.ref`` into the empty directory ``dest`` (shallow where
-        the server allows). Raise ProviderError with a message free of credentials."""
+        the server allows). Raise ProviderError with a message free of credentials.
+
+        The deploy log already says what is fetched (URL and ref) before the call and
+        the commit it got after: ``log`` is for what only the provider knows (its
+        transport's output, a fallback it took), scrubbed of credentials."""
 
     def resolve(self, *, spec: SourceSpec) -> str:
         """The full commit id ``spec.ref`` points at now (to detect new commits)."""

@@ -120,7 +120,6 @@ class GitSource:
                 run = partial(
                     run_git, cwd=str(target), env=env, scrub=scrub, cancelled=cancelled, log=log
                 )
-                log(scrub(f"Fetching {url} at {ref or 'its default branch'}"))
                 fmt = ["--object-format=sha256"] if len(ref) == 64 and is_commit(ref) else []
                 run(["init", "--quiet", *fmt], what="git init")
                 fetched = self._fetch(run, url, ref, log)
@@ -131,7 +130,6 @@ class GitSource:
         except BaseException:
             _empty(target)
             raise
-        log(scrub(f"Checked out {revision.commit[:12]}: {revision.message}"))
         return revision
 
     def resolve(self, *, spec: SourceSpec) -> str:
