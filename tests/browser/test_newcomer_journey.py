@@ -19,6 +19,7 @@ import re
 import shutil
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,11 +38,17 @@ pytestmark = pytest.mark.usefixtures("gakwaya_base_image")
 #: The build step that prints a line, waits, then prints another: long enough that the
 #: second line can only reach an already open page through the live stream.
 STEP_ONE, STEP_TWO = "journey-build-step-one", "journey-build-step-two"
-BUILD_PAUSE = 4
+BUILD_PAUSE = 6
 #: A deploy builds, starts and health-checks a container: minutes on a loaded machine.
 DEPLOY_TIMEOUT_MS = 240_000
 FOUNDER = "founder@example.com"
 VIEWER = "vera@example.com"
+
+
+def _split(marker: str) -> str:
+    """``marker`` as the shell prints it but not as it is written: step-""two."""
+    head, _, tail = marker.rpartition("-")
+    return f'{head}-""{tail}'
 
 
 @pytest.fixture
@@ -54,7 +61,11 @@ def public_repo(tmp_path: Path) -> Iterator[tuple[HTTPS, Path]]:
     dockerfile.write_text(
         dockerfile.read_text().replace(
             "WORKDIR /app\n",
-            f"WORKDIR /app\nRUN echo {STEP_ONE} && sleep {BUILD_PAUSE} && echo {STEP_TWO}\n",
+            # The nonce keeps the engine's build cache from replaying the step silently.
+            # The empty quotes keep the marker out of the log's "Step 4/9 : RUN ..." line,
+            # so only the command's output can show it.
+            f"WORKDIR /app\nRUN echo {_split(STEP_ONE)} {uuid.uuid4().hex} "
+            f"&& sleep {BUILD_PAUSE} && echo {_split(STEP_TWO)}\n",
         )
     )
     root = tmp_path / "srv"
