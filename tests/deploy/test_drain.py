@@ -32,7 +32,7 @@ from tests.deploy.pipeline_helpers import (
 
 pytestmark = pytest.mark.usefixtures("gakwaya_base_image")
 RUN = uuid.uuid4().hex[:8]
-DRAIN = 8  # long enough for a rollback to finish while the old instance drains
+DRAIN = 20  # long enough for a rollback to finish while the old instance drains, under load
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ and an app's output (tail and follow), with secret values scrubbed from both."""
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,11 +92,15 @@ def test_deployment_log_stream_and_scrubbed_app_logs(
     assert not any(SECRET in line for line in lines)
 
     with httpx.Client(base_url=live, timeout=30) as http:
-        for _ in range(50):
+        deadline = time.monotonic() + 30
+        while True:
             r = http.get(f"/api/v1/orgs/acme/apps/{app_id}/logs", headers=owner)
             assert r.status_code == 200, r.text
             if any("token is" in line for line in r.json()["lines"]):
                 break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         printed = [line for line in r.json()["lines"] if "token is" in line]
     assert printed and all(SECRET not in line and "***" in line for line in printed), printed
 

@@ -69,3 +69,18 @@ def kernel(
     k = Kernel.create(settings, extra_plugins=[("domain-test-doubles", plugin)])
     yield k
     k.close()
+
+
+@pytest.fixture(autouse=True)
+def _reconciler_start_up_pass_done(request: pytest.FixtureRequest) -> None:
+    """With the client's lifespan running, wait for the reconciler service's start-up
+    pass: a test counting what a reconcile pass asks (certificate polls, events) must
+    not have a late start-up pass, starved of CPU, add to its counts."""
+    if "client" not in request.fixturenames:
+        return
+    request.getfixturevalue("client")
+    kernel: Kernel = request.getfixturevalue("kernel")
+    for _, service in kernel._services:
+        done = getattr(service, "started_pass", None)
+        if done is not None:
+            assert done.wait(60), "the reconciler's start-up pass did not finish"

@@ -122,7 +122,15 @@ def test_events_cross_processes(
             # Our own ping was delivered here once: at publish, not again from Redis.
             time.sleep(0.3)
             assert [i for e, i in recorder.received if isinstance(e, Ping)] == [ping_id]
-            # The peer's own pong reached its subscribers once as well.
+            # The peer's own pong reached its subscribers once as well (the peer announces
+            # it on Redis before it delivers it locally: wait for that delivery).
+            _wait(
+                lambda: any(
+                    r["event"]["type"] == "test.pong" for r in _peer_received(files["out"])
+                ),
+                what="the peer to deliver its own pong",
+            )
+            time.sleep(0.3)  # and not a second time
             peer_pongs = [
                 r for r in _peer_received(files["out"]) if r["event"]["type"] == "test.pong"
             ]

@@ -7,7 +7,9 @@ import contextlib
 import ipaddress
 import re
 import threading
+import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -27,6 +29,16 @@ NAME = re.compile(r"gakwaya-(?P<app>[a-z0-9]+)-(?P<release>[a-z0-9]+)-[0-9a-f]{6
 def get(address: str, path: str = "/") -> tuple[int, str]:
     with urllib.request.urlopen(f"http://{address}{path}", timeout=5) as response:
         return response.status, response.read().decode()
+
+
+def eventually(read: Callable[[], Any], expected: Any, timeout: float = 30.0) -> Any:
+    """``read()`` once it equals ``expected`` (or its last value, for the assertion):
+    the engine copies a container's output into its log a moment after it is printed,
+    so a line the app printed before answering may not be readable yet."""
+    deadline = time.monotonic() + timeout
+    while (value := read()) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
 
 
 def inspect(session: Any, instance: Instance) -> dict[str, Any]:
@@ -207,9 +219,10 @@ def test_health_never_passing_fails_with_the_reason_and_leaves_nothing(
         web_image,
         env={"SICK": "1"},
         replicas=2,
-        health=HealthCheck(kind="http", path="/health", interval=0.1, timeout=2, retries=3),
+        # Enough tries for the app to be listening (answering 500) at the last one.
+        health=HealthCheck(kind="http", path="/health", interval=0.2, timeout=2, retries=25),
     )
-    with pytest.raises(ProviderError, match=r"health check failed 3 times: .*HTTP 500"):
+    with pytest.raises(ProviderError, match=r"health check failed 25 times: .*HTTP 500"):
         runtime.start(spec=spec, log=log)
     assert app_containers(session, spec.app) == []
     assert any("listening on 8000" in line for line in log)
@@ -357,13 +370,18 @@ def test_logs_tail_and_merge(session, runtime, web_image, log):
     spec = session.spec(web_image, health=TCP, replicas=2, env={"START_LINES": "5"})
     first, second = runtime.start(spec=spec, log=log)
 
-    lines = list(runtime.logs(instance_ids=[first.id], tail=2))
-    assert lines == ["starting line 4", "listening on 8000"]
+    expected = ["starting line 4", "listening on 8000"]
+    assert eventually(lambda: list(runtime.logs(instance_ids=[first.id], tail=2)), expected) == (
+        expected
+    )
 
     get(first.address, "/echo/from-first")
     get(second.address, "/echo/from-second")
-    merged = list(runtime.logs(instance_ids=[first.id, second.id], tail=1))
-    assert merged == [f"{first.name}: from-first", f"{second.name}: from-second"]
+    expected = [f"{first.name}: from-first", f"{second.name}: from-second"]
+    merged = eventually(
+        lambda: list(runtime.logs(instance_ids=[first.id, second.id], tail=1)), expected
+    )
+    assert merged == expected
 
     everything = list(runtime.logs(instance_ids=[first.id], tail=-1))
     assert everything[:2] == ["starting line 0", "starting line 1"]
@@ -373,6 +391,8 @@ def test_logs_tail_and_merge(session, runtime, web_image, log):
 def test_logs_follow_until_closed(session, runtime, web_image, log):
     spec = session.spec(web_image, health=TCP)
     [instance] = runtime.start(spec=spec, log=log)
+    last = ["listening on 8000"]
+    assert eventually(lambda: list(runtime.logs(instance_ids=[instance.id], tail=1)), last) == last
 
     stream = runtime.logs(instance_ids=[instance.id], tail=1, follow=True)
     assert next(stream) == "listening on 8000"
@@ -389,6 +409,11 @@ def test_logs_follow_several_instances_prefixes_and_ends_with_them(
 ):
     spec = session.spec(web_image, health=TCP, replicas=2, env={"START_LINES": "0"})
     first, second = runtime.start(spec=spec, log=log)
+    for one in (first, second):
+        last = ["listening on 8000"]
+        assert eventually(lambda i=one: list(runtime.logs(instance_ids=[i.id], tail=1)), last) == (
+            last
+        )
     stream = runtime.logs(instance_ids=[first.id, second.id], tail=1, follow=True)
     seen = {next(stream), next(stream)}
     assert seen == {f"{first.name}: listening on 8000", f"{second.name}: listening on 8000"}

@@ -316,9 +316,12 @@ class ReconcilerService:
         self.kernel = kernel
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Set once the start-up pass has finished (whatever it found).
+        self.started_pass = threading.Event()
 
     def start(self) -> None:
         self._stop.clear()
+        self.started_pass.clear()
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
         self._thread.start()
 
@@ -335,5 +338,6 @@ class ReconcilerService:
                     log.info("%s", line)
             except Exception:
                 log.exception("reconciler pass failed")
+            self.started_pass.set()
             if self._stop.wait(float(self.kernel.settings.reconcile_interval)):
                 return
