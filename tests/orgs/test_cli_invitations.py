@@ -4,13 +4,13 @@ server's shell, through the same services as the API."""
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from gakwaya.cli import main
 from gakwaya.db.models import AuditRecord, Invitation
+from tests.audit.helpers import cli as run_cli
 from tests.orgs.helpers import API, BAD_EMAILS, events_of
 
 LINK = re.compile(r"^(http\S+/invitations/accept\?token=(\S+))$", re.M)
@@ -19,17 +19,8 @@ PASSWORD = "a long and unusual passphrase 42"
 
 @pytest.fixture
 def cli(kernel):
-    s = kernel.settings
-    env = {
-        "GAKWAYA_DATABASE_URL": s.database_url,
-        "GAKWAYA_DATA_DIR": s.data_dir,
-        "GAKWAYA_SECRET_KEY": s.secret_key,
-    }
-
-    def run(*args: str):
-        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-
-    return run
+    """``gakwaya <args>`` against this test's database and key."""
+    return partial(run_cli, kernel)
 
 
 def invitations(kernel) -> int:

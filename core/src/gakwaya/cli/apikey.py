@@ -12,6 +12,7 @@ import click
 
 from gakwaya.cli.common import fail, main
 from gakwaya.cli.org import audit, publish, run, validated
+from gakwaya.cli.project import each_page
 from gakwaya_sdk.events import Event
 
 SCOPES = ["read", "deploy", "write", "admin"]
@@ -120,14 +121,9 @@ def list_(org_slug: str) -> None:
     def work(kernel: Any) -> None:
         with kernel.db.session() as db:
             org = orgs.get_org_by_slug(db, org_slug)
-            rows: list[Any] = []
-            cursor: int | None = None
-            while True:
-                page, nxt = services.list_keys(db, org.id, user_id=None, cursor=cursor, limit=200)
-                rows.extend(page)
-                if nxt is None:
-                    break
-                cursor = int(nxt)
+            rows = each_page(
+                lambda c: services.list_keys(db, org.id, user_id=None, cursor=c, limit=200)
+            )
         if not rows:
             click.echo(f"no API keys in {org_slug!r}")
             return

@@ -15,6 +15,7 @@ import click
 
 from gakwaya.cli.common import fail, main
 from gakwaya.cli.org import audit, org_group, publish, run, validated
+from gakwaya.cli.project import each_page
 from gakwaya_sdk.events import Event
 
 ROLES = ["viewer", "developer", "admin", "owner"]
@@ -33,14 +34,7 @@ def members(org_slug: str) -> None:
     def work(kernel: Any) -> None:
         with kernel.db.session() as db:
             org = services.get_org_by_slug(db, org_slug)
-            rows: list[Any] = []
-            cursor: int | None = None
-            while True:
-                page, nxt = services.list_members(db, org.id, cursor=cursor, limit=200)
-                rows.extend(page)
-                if nxt is None:
-                    break
-                cursor = int(nxt)
+            rows = each_page(lambda c: services.list_members(db, org.id, cursor=c, limit=200))
         click.echo(f"{'USER':>5}  {'ROLE':<9}  {'JOINED':<16}  EMAIL / NAME")
         for row in rows:
             click.echo(
@@ -125,16 +119,11 @@ def list_(org_slug: str, everything: bool) -> None:
     def work(kernel: Any) -> None:
         with kernel.db.session() as db:
             org = services.get_org_by_slug(db, org_slug)
-            rows: list[Any] = []
-            cursor: int | None = None
-            while True:
-                page, nxt = services.list_invitations(
-                    db, org.id, pending_only=not everything, cursor=cursor, limit=200
+            rows = each_page(
+                lambda c: services.list_invitations(
+                    db, org.id, pending_only=not everything, cursor=c, limit=200
                 )
-                rows.extend(page)
-                if nxt is None:
-                    break
-                cursor = int(nxt)
+            )
         if not rows:
             which = "invitations" if everything else "pending invitations"
             click.echo(f"no {which} in {org_slug!r}")
