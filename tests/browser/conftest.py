@@ -337,6 +337,18 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
+@pytest.fixture(scope="module")
+def signed_in(browser: Browser, panel: Panel, admin: str) -> Any:
+    """The administrator's cookies (``storage_state``), signed in once per module through
+    the login form."""
+    context = browser.new_context()
+    try:
+        sign_in(context.new_page(), panel, admin)
+        return context.storage_state()
+    finally:
+        context.close()
+
+
 NewContext = Callable[..., BrowserContext]
 
 

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import NewContext, Panel, create_image_app, sign_in
+from tests.browser.conftest import NewContext, Panel, create_image_app
 
 #: What the focused element is and how its focus shows; None when nothing has focus.
 FOCUS = """() => {
@@ -433,16 +433,6 @@ def tour(panel: Panel, admin: str) -> dict[str, Any]:
             "/plugins",
         ]
     }
-
-
-@pytest.fixture(scope="module")
-def signed_in(browser: Browser, panel: Panel, admin: str) -> Any:
-    context = browser.new_context()
-    try:
-        sign_in(context.new_page(), panel, admin)
-        return context.storage_state()
-    finally:
-        context.close()
 
 
 def test_every_main_page_tabs_in_order_with_visible_focus_and_named_controls(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page
+from playwright.sync_api import ConsoleMessage, Page
 
 from tests.browser.conftest import (
     MOBILE,
@@ -22,7 +22,6 @@ from tests.browser.conftest import (
     Panel,
     create_image_app,
     screenshots,
-    sign_in,
 )
 
 #: path template -> (screenshot name, variants).
@@ -77,17 +76,6 @@ def app_id(panel: Panel, admin: str) -> int:
         r = api.post(f"/orgs/acme/apps/{app}/domains", json={"name": "shop.example.com"})
         assert r.status_code == 201, r.text
         return app
-
-
-@pytest.fixture(scope="module")
-def signed_in(browser: Browser, panel: Panel, admin: str) -> Any:
-    """The administrator's cookies, signed in once through the login form."""
-    context = browser.new_context()
-    try:
-        sign_in(context.new_page(), panel, admin)
-        return context.storage_state()
-    finally:
-        context.close()
 
 
 class Console:
